@@ -1,0 +1,107 @@
+// Package eventbus is an event bus on Redis Streams: publish typed events,
+// subscribe handlers by type pattern in consumer groups, with at-least-once
+// delivery, per-handler durable retries, a dead-letter queue, replay,
+// time-based retention and health reporting.
+//
+// A Bus owns the Redis set-up (streams and consumer groups), the retention
+// janitor and the health report. Create one with New and run its background
+// loops with Run.
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// ErrNotReady is returned by Ready while the streams and groups are not set
+// up yet (Redis down at start, or Redis came back empty).
+var ErrNotReady = errors.New("eventbus: not ready")
+
+// Bus is the entry point of the library. It is safe for concurrent use.
+type Bus struct {
+	cfg Config
+	rdb *rdb.RDB
+	log *slog.Logger
+
+	setUp   atomic.Bool
+	resetup chan struct{} // wakes the set-up loop; capacity 1
+
+	runMu   sync.Mutex
+	running bool
+}
+
+// New validates cfg, fills in defaults and returns a Bus. It does not talk
+// to Redis: call Run (or SetUp) for that, so that a process can start while
+// Redis is down.
+func New(cfg Config) (*Bus, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
+	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
+	return b, nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (b *Bus) Config() Config { return b.cfg }
+
+// Streams returns the names of the main, DLQ and replay streams.
+func (b *Bus) Streams() (main, dlq, replay string) {
+	k := b.rdb.Keys()
+	return k.Main(), k.DLQ(), k.Replay()
+}
+
+// Run runs the background loops (set-up with retries, re-set-up when Redis
+// comes back empty, and the retention janitor) until ctx is cancelled. It
+// returns nil after a cancellation and waits for its loops to stop. Run
+// may be called once per Bus.
+func (b *Bus) Run(ctx context.Context) error {
+	b.runMu.Lock()
+	if b.running {
+		b.runMu.Unlock()
+		return errors.New("eventbus: Run called twice")
+	}
+	b.running = true
+	b.runMu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { b.setupLoop(ctx) })
+	wg.Go(func() { newJanitor(b).run(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// Ready returns nil when Redis answers and the streams and groups are set
+// up; otherwise ErrNotReady or an error wrapping ErrUnavailable.
+func (b *Bus) Ready(ctx context.Context) error {
+	if _, err := b.rdb.Ping(ctx); err != nil {
+		return err
+	}
+	if !b.setUp.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// requestSetUp asks the set-up loop to run set-up again. It never blocks.
+func (b *Bus) requestSetUp() {
+	select {
+	case b.resetup <- struct{}{}:
+	default:
+	}
+}
+
+// wrapOp wraps err with the name of the operation.
+func wrapOp(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("eventbus: %s: %w", op, err)
+}

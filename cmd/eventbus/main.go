@@ -1,0 +1,80 @@
+// Command eventbus runs the event bus server and its tools.
+//
+//	eventbus serve     run the HTTP server (health, API) against Redis
+//	eventbus dev       like serve; uses an embedded in-memory Redis when none answers
+//	eventbus version   print the version
+//
+// Settings come from flags and the environment, flags winning; run
+// "eventbus serve -h" for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `eventbus: an event bus on Redis Streams
+
+Usage:
+  eventbus serve [flags]    run the HTTP server (health, readiness, API)
+  eventbus dev [flags]      try it out: uses the configured Redis when one answers,
+                            otherwise an embedded in-memory server (data is lost on exit)
+  eventbus version          print the version
+
+Run "eventbus <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run executes one command and returns the process exit code: 0 success,
+// 1 failure, 2 bad usage or configuration.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr, getenv, false)
+	case "dev":
+		err = serve(ctx, args[1:], stdout, stderr, getenv, true)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "eventbus", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "eventbus: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "eventbus:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "eventbus:", err)
+		return 1
+	}
+}
+
+// usageError marks bad flags or settings (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

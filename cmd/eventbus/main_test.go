@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hyvve/eventbus/internal/redistest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventbus-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "eventbus")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		// -race needs cgo; fall back to a plain build.
+		out, err = exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build eventbus: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// process is a running eventbus binary and its combined output, read only
+// after it exits.
+type process struct {
+	cmd *exec.Cmd
+	out *bytes.Buffer
+}
+
+func start(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return &process{cmd: cmd, out: out}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *process) stop(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("process did not stop on SIGTERM")
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func getJSON(url string) (int, map[string]any, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("decode %q: %w", b, err)
+	}
+	return resp.StatusCode, v, nil
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestDevRunsWithoutRedis(t *testing.T) {
+	dead := freeAddr(t) // nothing listens here
+	addr := freeAddr(t)
+	p := start(t, []string{"REDIS_URL=redis://" + dead}, "dev", "--http-addr", addr)
+	var body map[string]any
+	poll(t, 20*time.Second, "/health/events", func() bool {
+		code, b, err := getJSON("http://" + addr + "/health/events")
+		body = b
+		return err == nil && code == http.StatusOK
+	})
+	streams := body["streams"].(map[string]any)
+	main := streams["main"].(map[string]any)
+	if main["exists"] != true || main["name"] != "hyvve:events:main" {
+		t.Errorf("main stream = %v", main)
+	}
+	if lag := main["groups"].([]any)[0].(map[string]any)["lag"]; lag != nil {
+		t.Errorf("embedded server reported lag %v, want null (unknown)", lag)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d\n%s", code, p.out)
+	}
+	if !strings.Contains(p.out.String(), "DATA LIVES IN MEMORY ONLY") {
+		t.Errorf("dev did not say data is in memory only:\n%s", p.out)
+	}
+}
+
+func TestServeAgainstRedisAndGracefulStop(t *testing.T) {
+	rs := redistest.Start(t)
+	addr := freeAddr(t)
+	p := start(t, []string{"REDIS_URL=" + rs.URL(), "EVENTBUS_HTTP_ADDR=" + addr}, "serve")
+	poll(t, 20*time.Second, "/readyz", func() bool {
+		code, _, err := getJSON("http://" + addr + "/readyz")
+		return err == nil && code == http.StatusOK
+	})
+	if code, body, err := getJSON("http://" + addr + "/health/events"); err != nil || code != http.StatusOK {
+		t.Fatalf("/health/events = %d %v %v", code, body, err)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM\n%s", code, p.out)
+	}
+}
+
+func TestServeStartsWhileRedisDown(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.Stop()
+	addr := freeAddr(t)
+	p := start(t, []string{"REDIS_URL=" + rs.URL()}, "serve", "--http-addr", addr)
+	poll(t, 20*time.Second, "/readyz answering 503", func() bool {
+		code, _, err := getJSON("http://" + addr + "/readyz")
+		return err == nil && code == http.StatusServiceUnavailable
+	})
+	if code, _, _ := getJSON("http://" + addr + "/health/events"); code != http.StatusServiceUnavailable {
+		t.Errorf("/health/events with Redis down = %d, want 503", code)
+	}
+	rs.Restart()
+	poll(t, 20*time.Second, "/readyz 200 after Redis started", func() bool {
+		code, _, err := getJSON("http://" + addr + "/readyz")
+		return err == nil && code == http.StatusOK
+	})
+	p.stop(t)
+}
+
+func TestBadConfigurationStopsStartUp(t *testing.T) {
+	tests := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{[]string{"EVENTBUS_BATCH_SIZE=-3"}, []string{"serve"}, `EVENTBUS_BATCH_SIZE="-3"`},
+		{nil, []string{"serve", "--block", "forever"}, `--block="forever"`},
+		{[]string{"REDIS_URL=mysql://x"}, []string{"dev"}, `REDIS_URL="mysql://x"`},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &out, func(k string) string {
+			for _, kv := range tt.env {
+				if key, v, _ := strings.Cut(kv, "="); key == k {
+					return v
+				}
+			}
+			return ""
+		})
+		if code != 2 || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v %v: exit %d, output %q; want exit 2 naming %s", tt.env, tt.args, code, out.String(), tt.want)
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &out, os.Getenv); code != 2 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/config"
+	"github.com/hyvve/eventbus/internal/httpapi"
+)
+
+// shutdownTimeout bounds the graceful shutdown of the HTTP server.
+const shutdownTimeout = 10 * time.Second
+
+// serve runs the HTTP server until ctx is cancelled (SIGINT, SIGTERM).
+// With dev set, an embedded in-memory Redis stands in when the configured
+// one does not answer.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, dev bool) error {
+	name := "serve"
+	if dev {
+		name = "dev"
+	}
+	fs := flag.NewFlagSet("eventbus "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settings, err := config.Load(fs, args, getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: settings.LogLevel}))
+	redis.SetLogger(redisLogger{logger})
+
+	client, err := settings.RedisClient()
+	if err != nil {
+		return usageError{err}
+	}
+	defer client.Close()
+
+	embedded := false
+	if dev {
+		var mr *miniredis.Miniredis
+		client, mr, err = devRedis(ctx, client, settings, stdout)
+		if err != nil {
+			return err
+		}
+		if mr != nil {
+			embedded = true
+			defer mr.Close()
+			defer client.Close()
+		}
+	}
+
+	cfg := settings.BusConfig(client, logger)
+	cfg.EmbeddedRedis = embedded
+	bus, err := eventbus.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+
+	ln, err := net.Listen("tcp", settings.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", settings.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(bus, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+	if dev {
+		fmt.Fprintf(stdout, "eventbus dev: serving on http://%s (health: /health/events)\n", ln.Addr())
+	}
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = bus.Run(runCtx) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+		<-serveErr
+	}
+	stopRun()
+	wg.Wait()
+	logger.Info("stopped")
+	return err
+}
+
+// devRedis returns the configured client when it answers; otherwise it
+// starts an embedded in-memory server and says so plainly.
+func devRedis(ctx context.Context, client redis.UniversalClient, s config.Settings, stdout io.Writer) (redis.UniversalClient, *miniredis.Miniredis, error) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := client.Ping(pctx).Err()
+	cancel()
+	if err == nil {
+		fmt.Fprintf(stdout, "eventbus dev: using Redis at %s\n", redactedAddr(s))
+		return client, nil, nil
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	fmt.Fprintf(stdout, "eventbus dev: no Redis answered at %s (%v).\n", redactedAddr(s), err)
+	fmt.Fprintf(stdout, "eventbus dev: running an EMBEDDED in-memory Redis-compatible server at %s.\n", mr.Addr())
+	fmt.Fprintln(stdout, "eventbus dev: DATA LIVES IN MEMORY ONLY and is lost when this process exits; consumer lag is reported as unknown.")
+	return redis.NewClient(&redis.Options{Addr: mr.Addr()}), mr, nil
+}
+
+func redactedAddr(s config.Settings) string {
+	if opt, err := redis.ParseURL(s.RedisURL); err == nil {
+		return opt.Addr
+	}
+	return "(REDIS_URL)"
+}
+
+// redisLogger routes go-redis's internal messages (dial failures while
+// Redis is down) to slog at debug level: the bus reports outages itself.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis", slog.String("message", fmt.Sprintf(format, v...)))
+}

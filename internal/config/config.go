@@ -1,0 +1,260 @@
+// Package config reads the server's settings from flags and the
+// environment (flags win) and turns them into a Redis client and an
+// eventbus.Config. A bad value stops start-up with an error naming the
+// setting and the value.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus"
+)
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Settings are the server's settings after parsing.
+type Settings struct {
+	RedisURL       string
+	SentinelAddrs  []string
+	SentinelMaster string
+	ClusterAddrs   []string
+	Prefix         string
+	Group          string
+	Consumer       string
+	Block          time.Duration
+	BatchSize      int
+	Retention      eventbus.Retention
+	HTTPAddr       string
+	LogLevel       slog.Level
+}
+
+// setting is one row of the configuration table: an environment variable,
+// its flag and its default.
+type setting struct {
+	env, flag, def, usage string
+	value                 *string
+}
+
+// table lists every setting in the order of the README's table.
+func table() []*setting {
+	return []*setting{
+		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis URL: redis:// or rediss:// (TLS), user:password@, /db"},
+		{env: "EVENTBUS_SENTINEL_ADDRS", flag: "sentinel-addrs", usage: "comma-separated Sentinel host:port list (enables Sentinel)"},
+		{env: "EVENTBUS_SENTINEL_MASTER", flag: "sentinel-master", usage: "Sentinel master name (required with sentinel-addrs)"},
+		{env: "EVENTBUS_CLUSTER_ADDRS", flag: "cluster-addrs", usage: "comma-separated Redis Cluster host:port seed list (enables Cluster)"},
+		{env: "EVENTBUS_PREFIX", flag: "prefix", def: eventbus.DefaultPrefix, usage: "key prefix"},
+		{env: "EVENTBUS_GROUP", flag: "group", def: eventbus.DefaultGroup, usage: "consumer group"},
+		{env: "EVENTBUS_CONSUMER", flag: "consumer", usage: "consumer name (default HOSTNAME, else consumer-<pid>)"},
+		{env: "EVENTBUS_BLOCK", flag: "block", def: "5000ms", usage: "read block time (duration, or integer milliseconds)"},
+		{env: "EVENTBUS_BATCH_SIZE", flag: "batch-size", def: "10", usage: "entries per read (1-10000)"},
+		{env: "EVENTBUS_RETENTION_MAIN", flag: "retention-main", def: "30d", usage: "main stream retention (e.g. 30d, 720h)"},
+		{env: "EVENTBUS_RETENTION_DLQ", flag: "retention-dlq", def: "90d", usage: "DLQ retention"},
+		{env: "EVENTBUS_RETENTION_REPLAY", flag: "retention-replay", def: "24h", usage: "replay stream retention"},
+		{env: "EVENTBUS_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "HTTP listen address"},
+		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
+	}
+}
+
+// Load registers the settings on fs, parses args and reads getenv for
+// settings not given as flags.
+func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings, error) {
+	rows := table()
+	for _, r := range rows {
+		r.value = new(string)
+		fs.StringVar(r.value, r.flag, "", fmt.Sprintf("%s [env %s] (default %q)", r.usage, r.env, r.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return Settings{}, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	get := map[string]*setting{}
+	for _, r := range rows {
+		if !given[r.flag] {
+			if v := getenv(r.env); v != "" {
+				*r.value = v
+			} else {
+				*r.value = r.def
+			}
+		}
+		get[r.flag] = r
+	}
+	name := func(r *setting) string {
+		if given[r.flag] {
+			return "--" + r.flag
+		}
+		return r.env
+	}
+	bad := func(flagName, why string) error {
+		r := get[flagName]
+		v := *r.value
+		if flagName == "redis-url" {
+			v = redactURL(v)
+		}
+		return fmt.Errorf("%w: %s=%q: %s", ErrInvalid, name(r), v, why)
+	}
+	val := func(flagName string) string { return strings.TrimSpace(*get[flagName].value) }
+
+	var s Settings
+	var err error
+	s.RedisURL = val("redis-url")
+	if _, err = redis.ParseURL(s.RedisURL); err != nil {
+		return s, bad("redis-url", err.Error())
+	}
+	if s.SentinelAddrs, err = addrList(val("sentinel-addrs")); err != nil {
+		return s, bad("sentinel-addrs", err.Error())
+	}
+	s.SentinelMaster = val("sentinel-master")
+	if len(s.SentinelAddrs) > 0 && s.SentinelMaster == "" {
+		return s, bad("sentinel-master", "required when sentinel addresses are set")
+	}
+	if s.ClusterAddrs, err = addrList(val("cluster-addrs")); err != nil {
+		return s, bad("cluster-addrs", err.Error())
+	}
+	if len(s.ClusterAddrs) > 0 && len(s.SentinelAddrs) > 0 {
+		return s, bad("cluster-addrs", "cannot be combined with sentinel addresses")
+	}
+	s.Prefix, s.Group, s.Consumer = val("prefix"), val("group"), val("consumer")
+	for _, f := range []string{"prefix", "group", "consumer"} {
+		if val(f) == "" && f != "consumer" {
+			return s, bad(f, "must not be empty")
+		}
+		if err := eventbus.ValidateName(val(f)); err != nil {
+			return s, bad(f, err.Error())
+		}
+	}
+	if s.Block, err = parseDuration(val("block"), time.Millisecond); err != nil || s.Block < 0 {
+		return s, bad("block", "want a duration such as 5s or an integer of milliseconds, not negative")
+	}
+	if s.BatchSize, err = strconv.Atoi(val("batch-size")); err != nil || s.BatchSize < 1 || s.BatchSize > 10000 {
+		return s, bad("batch-size", "want an integer from 1 to 10000")
+	}
+	for _, rt := range []struct {
+		flag string
+		dst  *time.Duration
+	}{
+		{"retention-main", &s.Retention.Main},
+		{"retention-dlq", &s.Retention.DLQ},
+		{"retention-replay", &s.Retention.Replay},
+	} {
+		d, err := parseDuration(val(rt.flag), 0)
+		if err != nil || d < time.Minute {
+			return s, bad(rt.flag, "want a duration of at least 1m such as 30d or 720h")
+		}
+		*rt.dst = d
+	}
+	s.HTTPAddr = val("http-addr")
+	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
+		return s, bad("http-addr", "want host:port or :port")
+	}
+	if err := s.LogLevel.UnmarshalText([]byte(val("log-level"))); err != nil {
+		return s, bad("log-level", "want debug, info, warn or error")
+	}
+	return s, nil
+}
+
+// parseDuration accepts Go durations, a "d" suffix for days, and, when
+// unit is not 0, a bare integer in that unit.
+func parseDuration(v string, unit time.Duration) (time.Duration, error) {
+	if unit != 0 {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Duration(n) * unit, nil
+		}
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(v)
+}
+
+func addrList(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("address %q: want host:port", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// Fail-fast client settings: a dead Redis answers ErrUnavailable in well
+// under a second instead of after go-redis's default 5 dial attempts per
+// command attempt. MaxRetries 1 still rides over one dropped connection.
+const (
+	dialerRetries      = 2
+	dialerRetryTimeout = 50 * time.Millisecond
+	maxRetries         = 1
+	dialTimeout        = 2 * time.Second
+)
+
+// RedisClient builds the client the settings describe: a single node from
+// REDIS_URL, a Sentinel failover client, or a Cluster client. Credentials,
+// TLS and the database number always come from REDIS_URL.
+func (s Settings) RedisClient() (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: REDIS_URL: %v", ErrInvalid, err)
+	}
+	switch {
+	case len(s.ClusterAddrs) > 0:
+		if opt.DB != 0 {
+			return nil, fmt.Errorf("%w: REDIS_URL: Redis Cluster has only database 0, got %d", ErrInvalid, opt.DB)
+		}
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: s.ClusterAddrs, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig,
+			DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryTimeout, MaxRetries: maxRetries, DialTimeout: dialTimeout,
+		}), nil
+	case len(s.SentinelAddrs) > 0:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: s.SentinelMaster, SentinelAddrs: s.SentinelAddrs,
+			Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
+			DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryTimeout, MaxRetries: maxRetries, DialTimeout: dialTimeout,
+		}), nil
+	default:
+		opt.DialerRetries, opt.DialerRetryTimeout, opt.MaxRetries, opt.DialTimeout = dialerRetries, dialerRetryTimeout, maxRetries, dialTimeout
+		return redis.NewClient(opt), nil
+	}
+}
+
+// BusConfig returns the eventbus.Config for client.
+func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) eventbus.Config {
+	return eventbus.Config{
+		Redis:     client,
+		Cluster:   len(s.ClusterAddrs) > 0,
+		Prefix:    s.Prefix,
+		Group:     s.Group,
+		Consumer:  s.Consumer,
+		Block:     s.Block,
+		BatchSize: s.BatchSize,
+		Retention: s.Retention,
+		Logger:    logger,
+	}
+}

@@ -1,0 +1,39 @@
+package rdb
+
+// Keys builds every Redis key name the product uses. It is the only place
+// that knows the key schema (see docs/architecture.md), so that a Redis
+// Cluster layout is a change here and not in the callers.
+//
+// Single-node layout (the default) keeps the platform's exact names:
+//
+//	<prefix>:events:main    every event of every tenant
+//	<prefix>:events:dlq     dead letters
+//	<prefix>:events:replay  replayed copies
+//
+// Cluster layout wraps the prefix in a hash tag ({<prefix>}:events:main, ...)
+// so that every key lands in one hash slot and multi-key atomic steps
+// (ack + schedule retry, ack + move to DLQ) stay legal.
+type Keys struct {
+	base string
+}
+
+// NewKeys returns the key schema for prefix. With cluster set, the prefix is
+// hash-tagged so that all keys share one slot.
+func NewKeys(prefix string, cluster bool) Keys {
+	if cluster {
+		return Keys{base: "{" + prefix + "}"}
+	}
+	return Keys{base: prefix}
+}
+
+// Main is the stream holding every event.
+func (k Keys) Main() string { return k.base + ":events:main" }
+
+// DLQ is the dead-letter stream.
+func (k Keys) DLQ() string { return k.base + ":events:dlq" }
+
+// Replay is the stream holding replayed copies.
+func (k Keys) Replay() string { return k.base + ":events:replay" }
+
+// Streams lists the three streams in a fixed order: main, DLQ, replay.
+func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }

@@ -1,0 +1,230 @@
+// Package rdb is the only package that speaks Redis: key names, commands and
+// Lua scripts live here. Every call goes through a circuit breaker, so that
+// callers get ErrUnavailable at once while Redis is unreachable.
+package rdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options tunes the Redis layer.
+type Options struct {
+	// BreakerThreshold is the number of consecutive unavailable errors
+	// that open the circuit breaker. Default 3.
+	BreakerThreshold int
+	// BreakerCooldown is how long the breaker stays open before calls are
+	// let through again. Default 1s.
+	BreakerCooldown time.Duration
+	// OnNoGroup is called when a command answers NOGROUP (the stream or
+	// group is gone). It must not block.
+	OnNoGroup func()
+}
+
+// RDB wraps a go-redis client with the product's key schema, commands and
+// breaker.
+type RDB struct {
+	c    redis.UniversalClient
+	keys Keys
+	brk  *breaker
+}
+
+// New wraps c. It installs a hook on c, so c should be used by this RDB
+// only (or by callers that want the same breaker behaviour).
+func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
+	if opt.BreakerThreshold <= 0 {
+		opt.BreakerThreshold = 3
+	}
+	if opt.BreakerCooldown <= 0 {
+		opt.BreakerCooldown = time.Second
+	}
+	r := &RDB{c: c, keys: keys, brk: newBreaker(opt.BreakerThreshold, opt.BreakerCooldown)}
+	c.AddHook(&hook{brk: r.brk, onNoGroup: opt.OnNoGroup})
+	return r
+}
+
+// Client returns the underlying client.
+func (r *RDB) Client() redis.UniversalClient { return r.c }
+
+// Keys returns the key schema.
+func (r *RDB) Keys() Keys { return r.keys }
+
+// BreakerOpen reports whether calls currently fail fast.
+func (r *RDB) BreakerOpen() bool { return r.brk.open() }
+
+// hook applies the breaker to every command and pipeline.
+type hook struct {
+	brk       *breaker
+	onNoGroup func()
+}
+
+func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.brk.allow() {
+			err := wrapUnavailable(errors.New("circuit breaker open"))
+			cmd.SetErr(err)
+			return err
+		}
+		err := next(ctx, cmd)
+		return h.after(err, cmd)
+	}
+}
+
+func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !h.brk.allow() {
+			err := wrapUnavailable(errors.New("circuit breaker open"))
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		err := next(ctx, cmds)
+		if unavailable(err) {
+			h.brk.record(true)
+			werr := wrapUnavailable(err)
+			for _, c := range cmds {
+				if c.Err() != nil && unavailable(c.Err()) {
+					c.SetErr(wrapUnavailable(c.Err()))
+				}
+			}
+			return werr
+		}
+		h.brk.record(false)
+		for _, c := range cmds {
+			if IsNoGroup(c.Err()) && h.onNoGroup != nil {
+				h.onNoGroup()
+				break
+			}
+		}
+		return err
+	}
+}
+
+func (h *hook) after(err error, cmd redis.Cmder) error {
+	if unavailable(err) {
+		h.brk.record(true)
+		err = wrapUnavailable(err)
+		cmd.SetErr(err)
+		return err
+	}
+	if err == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		h.brk.record(false)
+	}
+	if IsNoGroup(err) && h.onNoGroup != nil {
+		h.onNoGroup()
+	}
+	return err
+}
+
+// Ping measures one round trip.
+func (r *RDB) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return 0, fmt.Errorf("ping: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// CreateGroup creates group on stream, reading from the beginning, and
+// creates the stream if missing. An existing group (BUSYGROUP) is success;
+// created reports whether this call made it.
+func (r *RDB) CreateGroup(ctx context.Context, stream, group string) (created bool, err error) {
+	err = r.c.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case isBusyGroup(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("create group %s on %s: %w", group, stream, err)
+	}
+}
+
+// CountExisting returns how many of keys exist.
+func (r *RDB) CountExisting(ctx context.Context, keys ...string) (int64, error) {
+	n, err := r.c.Exists(ctx, keys...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("exists: %w", err)
+	}
+	return n, nil
+}
+
+// TrimMinID removes entries with ids below minID from stream. approx uses
+// "~" (whole macro nodes only: cheap, may keep a few older entries); exact
+// removes every older entry. It returns the number of entries removed.
+func (r *RDB) TrimMinID(ctx context.Context, stream, minID string, approx bool) (int64, error) {
+	var cmd *redis.IntCmd
+	if approx {
+		cmd = r.c.XTrimMinIDApprox(ctx, stream, minID, 0)
+	} else {
+		cmd = r.c.XTrimMinID(ctx, stream, minID)
+	}
+	n, err := cmd.Result()
+	if err != nil {
+		return 0, fmt.Errorf("trim %s: %w", stream, err)
+	}
+	return n, nil
+}
+
+// MinIDFor returns the stream id below which entries are older than
+// retention at now: stream ids are millisecond timestamps.
+func MinIDFor(now time.Time, retention time.Duration) string {
+	ms := now.Add(-retention).UnixMilli()
+	if ms < 0 {
+		ms = 0
+	}
+	return strconv.FormatInt(ms, 10) + "-0"
+}
+
+// IDTime returns the time encoded in a stream id ("<ms>-<seq>").
+func IDTime(id string) (time.Time, bool) {
+	ms, _, ok := strings.Cut(id, "-")
+	if !ok {
+		ms = id
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(n).UTC(), true
+}
+
+// CompareIDs compares two stream ids numerically: -1, 0 or +1.
+func CompareIDs(a, b string) int {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	switch {
+	case am < bm:
+		return -1
+	case am > bm:
+		return 1
+	case as < bs:
+		return -1
+	case as > bs:
+		return 1
+	}
+	return 0
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+// IsNetworkError reports whether err is a network-level failure.
+func IsNetworkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}

@@ -1,0 +1,67 @@
+package eventbus
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hyvve/eventbus/internal/backoff"
+)
+
+// setupCheckInterval is how often the set-up loop checks that the streams
+// still exist (Redis restarted without persistence, or flushed).
+const setupCheckInterval = 5 * time.Second
+
+// SetUp creates the consumer group on the main, DLQ and replay streams
+// (XGROUP CREATE ... 0 MKSTREAM). An existing group counts as success, so
+// any number of instances may run it at once. Run calls it and retries
+// with backoff; call it directly to set up before Run.
+func (b *Bus) SetUp(ctx context.Context) error {
+	for _, stream := range b.rdb.Keys().Streams() {
+		created, err := b.rdb.CreateGroup(ctx, stream, b.cfg.Group)
+		if err != nil {
+			b.setUp.Store(false)
+			return wrapOp("set up", err)
+		}
+		b.log.LogAttrs(ctx, slog.LevelInfo, "consumer group ready",
+			slog.String("stream", stream), slog.String("group", b.cfg.Group), slog.Bool("created", created))
+	}
+	b.setUp.Store(true)
+	return nil
+}
+
+// setupLoop runs set-up until it succeeds, then watches for the streams to
+// vanish (or a NOGROUP reply) and sets up again.
+func (b *Bus) setupLoop(ctx context.Context) {
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	tick := time.NewTicker(setupCheckInterval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		if !b.setUp.Load() {
+			if err := b.SetUp(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				b.log.LogAttrs(ctx, slog.LevelWarn, "set-up failed, retrying", slog.String("error", err.Error()))
+				bo.Sleep(ctx.Done())
+				continue
+			}
+			bo.Reset()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.resetup:
+			b.log.LogAttrs(ctx, slog.LevelWarn, "consumer group missing, setting up again")
+			b.setUp.Store(false)
+		case <-tick.C:
+			streams := b.rdb.Keys().Streams()
+			n, err := b.rdb.CountExisting(ctx, streams...)
+			if err == nil && n < int64(len(streams)) {
+				b.log.LogAttrs(ctx, slog.LevelWarn, "streams missing, setting up again",
+					slog.Int64("existing", n), slog.Int("expected", len(streams)))
+				b.setUp.Store(false)
+			}
+		}
+	}
+}
