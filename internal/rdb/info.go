@@ -20,7 +20,7 @@ type StreamInfo struct {
 	// EntriesAdded counts every entry ever added; 0 when Redis does not
 	// report it. EntriesAdded > Length means entries were trimmed or deleted.
 	EntriesAdded int64
-	Groups            []GroupInfo
+	Groups       []GroupInfo
 }
 
 // GroupInfo is what Redis reports about one consumer group.
