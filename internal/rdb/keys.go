@@ -37,3 +37,9 @@ func (k Keys) Replay() string { return k.base + ":events:replay" }
 
 // Streams lists the three streams in a fixed order: main, DLQ, replay.
 func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }
+
+// Idempotency is the key remembering that the caller-supplied event id was
+// published, holding its stream id; it expires after the idempotency
+// window. Its hash tag (cluster layout) matches the main stream's, so the
+// check and the XADD are one atomic step.
+func (k Keys) Idempotency(eventID string) string { return k.base + ":events:idem:" + eventID }

@@ -1,0 +1,123 @@
+package eventbus
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// pubReq is one Publish call waiting to be sent.
+type pubReq struct {
+	item    rdb.Append
+	res     rdb.Appended
+	done    chan struct{} // closed once res is set
+	promote chan struct{} // this caller must lead the queue (capacity 1)
+
+	promoted bool // guarded by coalescer.mu: promote was sent
+}
+
+// coalescer batches concurrent publishes without a background goroutine
+// and without a linger: callers queue their request; up to maxLeaders of
+// them become leaders that take everything queued and send it as one
+// pipeline, again and again while the queue is not empty. A leader whose
+// own request is done hands the lead to the oldest waiting caller, so no
+// caller serves others for long.
+type coalescer struct {
+	maxLeaders int
+	maxBatch   int
+	send       func(ctx context.Context, reqs []*pubReq)
+
+	mu      sync.Mutex
+	queue   []*pubReq
+	leaders int
+}
+
+// do queues req and returns when it was sent (req.res holds the outcome),
+// or with ctx's error if ctx ended while req was still queued (then
+// nothing was written).
+func (c *coalescer) do(ctx context.Context, req *pubReq) error {
+	c.mu.Lock()
+	c.queue = append(c.queue, req)
+	lead := c.leaders < c.maxLeaders
+	if lead {
+		c.leaders++
+	}
+	c.mu.Unlock()
+	if lead {
+		c.lead(ctx, req)
+	}
+	for {
+		select {
+		case <-req.done:
+			return nil
+		case <-req.promote:
+			c.lead(ctx, req)
+		case <-ctx.Done():
+			c.mu.Lock()
+			if i := slices.Index(c.queue, req); i >= 0 {
+				c.queue = slices.Delete(c.queue, i, i+1)
+				if req.promoted {
+					// The lead came to this caller: pass it on.
+					c.handOffLocked()
+				}
+				c.mu.Unlock()
+				return ctx.Err()
+			}
+			c.mu.Unlock()
+			// Already taken by a leader (or promoted): wait for the
+			// outcome, which go-redis's timeouts bound.
+			select {
+			case <-req.done:
+				return nil
+			case <-req.promote:
+				c.lead(context.WithoutCancel(ctx), req)
+				<-req.done
+				return nil
+			}
+		}
+	}
+}
+
+// lead sends queued batches until own is done, then hands the lead on (or
+// gives it up when the queue is empty).
+func (c *coalescer) lead(ctx context.Context, own *pubReq) {
+	// Other callers' requests must not fail because this caller's context
+	// ends.
+	sendCtx := context.WithoutCancel(ctx)
+	for {
+		c.mu.Lock()
+		select {
+		case <-own.done:
+			c.handOffLocked()
+			c.mu.Unlock()
+			return
+		default:
+		}
+		if len(c.queue) == 0 {
+			c.leaders--
+			c.mu.Unlock()
+			return
+		}
+		n := min(len(c.queue), c.maxBatch)
+		batch := slices.Clone(c.queue[:n])
+		c.queue = slices.Delete(c.queue, 0, n)
+		c.mu.Unlock()
+		c.send(sendCtx, batch)
+	}
+}
+
+// handOffLocked gives up one lead: to the oldest queued caller that is not
+// leading yet, or, when there is none, by counting one leader less. The
+// caller holds c.mu.
+func (c *coalescer) handOffLocked() {
+	for _, r := range c.queue {
+		if !r.promoted {
+			r.promoted = true
+			r.promote <- struct{}{} // capacity 1, sent at most once
+			return
+		}
+	}
+	c.leaders--
+}
