@@ -2,6 +2,7 @@
 //
 //	eventbus serve     run the HTTP server (health, API) against Redis
 //	eventbus dev       like serve; uses an embedded in-memory Redis when none answers
+//	eventbus publish   publish an event (or one per stdin line, as one atomic batch)
 //	eventbus version   print the version
 //
 // Settings come from flags and the environment, flags winning; run
@@ -28,6 +29,9 @@ Usage:
   eventbus serve [flags]    run the HTTP server (health, readiness, API)
   eventbus dev [flags]      try it out: uses the configured Redis when one answers,
                             otherwise an embedded in-memory server (data is lost on exit)
+  eventbus publish --type T --tenant ID --user ID --data '{...}'
+                            publish one event; --data - reads one JSON object per
+                            line from stdin and publishes them as one atomic batch
   eventbus version          print the version
 
 Run "eventbus <command> -h" for the flags of a command.
@@ -36,12 +40,12 @@ Run "eventbus <command> -h" for the flags of a command.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
 // run executes one command and returns the process exit code: 0 success,
 // 1 failure, 2 bad usage or configuration.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -52,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = serve(ctx, args[1:], stdout, stderr, getenv, false)
 	case "dev":
 		err = serve(ctx, args[1:], stdout, stderr, getenv, true)
+	case "publish":
+		err = publishCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "eventbus", version)
 	case "help", "-h", "--help":

@@ -189,7 +189,7 @@ func TestBadConfigurationStopsStartUp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &out, func(k string) string {
+		code := run(context.Background(), tt.args, nil, &out, &out, func(k string) string {
 			for _, kv := range tt.env {
 				if key, v, _ := strings.Cut(kv, "="); key == k {
 					return v
@@ -205,7 +205,63 @@ func TestBadConfigurationStopsStartUp(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"frobnicate"}, &out, &out, os.Getenv); code != 2 {
+	if code := run(context.Background(), []string{"frobnicate"}, nil, &out, &out, os.Getenv); code != 2 {
 		t.Errorf("exit %d", code)
+	}
+}
+
+func TestPublishCommand(t *testing.T) {
+	rs := redistest.Start(t)
+	c := rs.Client(t)
+	ctx := context.Background()
+	env := func(k string) string {
+		if k == "REDIS_URL" {
+			return rs.URL()
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"publish", "--type", "approval.item.approved", "--tenant", "t1", "--user", "u1", "--data", `{"itemId":"i1"}`},
+		nil, &out, &errOut, env)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var p struct{ ID, StreamID string }
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil || p.StreamID == "" {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	msgs := c.XRange(ctx, "hyvve:events:main", p.StreamID, p.StreamID).Val()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Values["event"].(string), `"itemId":"i1"`) {
+		t.Fatalf("entry %v", msgs)
+	}
+
+	// stdin: one event per line, one atomic batch.
+	out.Reset()
+	stdin := strings.NewReader("{\"n\":1}\n{\"n\":2}\n\n{\"n\":3}\n")
+	code = run(ctx, []string{"publish", "--type", "a.b.c", "--tenant", "t1", "--user", "u1", "--data", "-"}, stdin, &out, &errOut, env)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 {
+		t.Fatalf("output %q, want 3 lines", out.String())
+	}
+	if n := c.XLen(ctx, "hyvve:events:main").Val(); n != 4 {
+		t.Errorf("%d entries, want 4", n)
+	}
+
+	// A bad line: nothing of the batch is written; exit 2 naming the field.
+	errOut.Reset()
+	stdin = strings.NewReader("{\"n\":1}\n[1,2]\n")
+	code = run(ctx, []string{"publish", "--type", "a.b.c", "--tenant", "t1", "--user", "u1", "--data", "-"}, stdin, &out, &errOut, env)
+	if code != 2 || !strings.Contains(errOut.String(), "data") {
+		t.Errorf("bad line: exit %d, %q", code, errOut.String())
+	}
+	if n := c.XLen(ctx, "hyvve:events:main").Val(); n != 4 {
+		t.Errorf("%d entries after a refused batch, want 4", n)
+	}
+	errOut.Reset()
+	code = run(ctx, []string{"publish", "--type", "a.b.c", "--user", "u1"}, nil, &out, &errOut, env)
+	if code != 2 || !strings.Contains(errOut.String(), "tenantId") {
+		t.Errorf("missing tenant: exit %d, %q", code, errOut.String())
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/auth"
 	"github.com/hyvve/eventbus/internal/config"
 	"github.com/hyvve/eventbus/internal/httpapi"
 )
@@ -74,8 +76,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", settings.HTTPAddr, err)
 	}
+	keys := settings.APIKeys
+	if dev && settings.JWTSecret == "" && len(keys) == 0 {
+		token := devToken()
+		keys = map[string]auth.Principal{token: {Subject: "dev", TenantID: auth.AllTenants, Role: auth.RoleAdmin}}
+		fmt.Fprintf(stdout, "eventbus dev: no credentials configured; this run's API key (every tenant, admin): %s\n", token)
+	}
 	srv := &http.Server{
-		Handler:           httpapi.New(bus, logger),
+		Handler:           httpapi.New(bus, httpapi.Options{Auth: auth.New(settings.JWTSecret, keys), Logger: logger}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
@@ -141,3 +149,6 @@ type redisLogger struct{ log *slog.Logger }
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "go-redis", slog.String("message", fmt.Sprintf(format, v...)))
 }
+
+// devToken returns a random API key for one dev run.
+func devToken() string { return "dev-" + rand.Text() }

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/auth"
 )
 
 // ErrInvalid is wrapped by every configuration error.
@@ -37,12 +38,17 @@ type Settings struct {
 	Retention      eventbus.Retention
 	HTTPAddr       string
 	LogLevel       slog.Level
+	MaxEventSize   int
+	IdempotencyTTL time.Duration
+	JWTSecret      string
+	APIKeys        map[string]auth.Principal
 }
 
 // setting is one row of the configuration table: an environment variable,
 // its flag and its default.
 type setting struct {
 	env, flag, def, usage string
+	secret                bool // never echoed in errors
 	value                 *string
 }
 
@@ -63,6 +69,10 @@ func table() []*setting {
 		{env: "EVENTBUS_RETENTION_REPLAY", flag: "retention-replay", def: "24h", usage: "replay stream retention"},
 		{env: "EVENTBUS_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "HTTP listen address"},
 		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
+		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
+		{env: "EVENTBUS_IDEMPOTENCY_WINDOW", flag: "idempotency-window", def: "24h", usage: "how long caller-supplied event ids are remembered"},
+		{env: "EVENTBUS_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret shared with the platform (enables JWT bearer tokens)", secret: true},
+		{env: "EVENTBUS_API_KEYS", flag: "api-keys", usage: "comma-separated token=tenantId:role API keys (tenant * = all tenants)", secret: true},
 	}
 }
 
@@ -101,6 +111,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 		v := *r.value
 		if flagName == "redis-url" {
 			v = redactURL(v)
+		}
+		if r.secret {
+			return fmt.Errorf("%w: %s (value hidden): %s", ErrInvalid, name(r), why)
 		}
 		return fmt.Errorf("%w: %s=%q: %s", ErrInvalid, name(r), v, why)
 	}
@@ -160,6 +173,19 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if err := s.LogLevel.UnmarshalText([]byte(val("log-level"))); err != nil {
 		return s, bad("log-level", "want debug, info, warn or error")
+	}
+	if s.MaxEventSize, err = strconv.Atoi(val("max-event-size")); err != nil || s.MaxEventSize < 1024 || s.MaxEventSize > 64<<20 {
+		return s, bad("max-event-size", "want an integer number of bytes from 1024 to 67108864")
+	}
+	if s.IdempotencyTTL, err = parseDuration(val("idempotency-window"), 0); err != nil || s.IdempotencyTTL < time.Second {
+		return s, bad("idempotency-window", "want a duration of at least 1s such as 24h")
+	}
+	s.JWTSecret = *get["jwt-secret"].value
+	if s.JWTSecret != "" && len(s.JWTSecret) < 16 {
+		return s, bad("jwt-secret", "shorter than 16 bytes")
+	}
+	if s.APIKeys, err = auth.ParseAPIKeys(val("api-keys")); err != nil {
+		return s, bad("api-keys", err.Error())
 	}
 	return s, nil
 }
@@ -256,5 +282,8 @@ func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) e
 		BatchSize: s.BatchSize,
 		Retention: s.Retention,
 		Logger:    logger,
+
+		MaxEventSize:      s.MaxEventSize,
+		IdempotencyWindow: s.IdempotencyTTL,
 	}
 }

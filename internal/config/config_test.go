@@ -63,6 +63,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"cluster bad addr", []string{"--cluster-addrs", "a:1,b"}, nil, `--cluster-addrs="a:1,b"`},
 		{"cluster and sentinel", nil, map[string]string{"EVENTBUS_CLUSTER_ADDRS": "a:1", "EVENTBUS_SENTINEL_ADDRS": "b:2", "EVENTBUS_SENTINEL_MASTER": "m"}, `EVENTBUS_CLUSTER_ADDRS="a:1"`},
 		{"log level", nil, map[string]string{"EVENTBUS_LOG_LEVEL": "loud"}, `EVENTBUS_LOG_LEVEL="loud"`},
+		{"max event size", nil, map[string]string{"EVENTBUS_MAX_EVENT_SIZE": "1MB"}, `EVENTBUS_MAX_EVENT_SIZE="1MB"`},
+		{"idempotency window", []string{"--idempotency-window", "0"}, nil, `--idempotency-window="0"`},
+		{"jwt secret short", nil, map[string]string{"EVENTBUS_JWT_SECRET": "secret"}, `EVENTBUS_JWT_SECRET (value hidden)`},
+		{"api keys", nil, map[string]string{"EVENTBUS_API_KEYS": "secret-token-12345=tenant"}, `EVENTBUS_API_KEYS (value hidden)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

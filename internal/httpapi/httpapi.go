@@ -12,28 +12,44 @@ import (
 	"time"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/auth"
 )
 
 // probeTimeout bounds every health probe, so a hung Redis cannot hang the
 // probe.
 const probeTimeout = 2 * time.Second
 
+// Options configure the API.
+type Options struct {
+	// Auth checks bearer tokens on every route but the health routes. Nil
+	// refuses them all (401).
+	Auth *auth.Authenticator
+	// Logger; default discard.
+	Logger *slog.Logger
+}
+
 // Server holds the API's dependencies.
 type Server struct {
-	bus *eventbus.Bus
-	log *slog.Logger
+	bus  *eventbus.Bus
+	auth *auth.Authenticator
+	log  *slog.Logger
 }
 
 // New returns the API's handler.
-func New(bus *eventbus.Bus, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func New(bus *eventbus.Bus, opt Options) http.Handler {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{bus: bus, log: log}
+	if opt.Auth == nil {
+		opt.Auth = auth.New("", nil)
+	}
+	s := &Server{bus: bus, auth: opt.Auth, log: opt.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /health/events", s.healthEvents)
+	mux.Handle("POST /v1/events", s.authenticated(s.publish))
+	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
 	return mux
 }
 
@@ -83,6 +99,10 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Field names the offending field of a rejected event.
+	Field string `json:"field,omitempty"`
+	// Index is the position of the offending event in a batch.
+	Index *int `json:"index,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

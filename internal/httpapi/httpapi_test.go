@@ -20,7 +20,7 @@ func newServer(t *testing.T, c redis.UniversalClient, prefix string) (*eventbus.
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(bus, nil))
+	srv := httptest.NewServer(New(bus, Options{Auth: testAuth()}))
 	t.Cleanup(srv.Close)
 	return bus, srv
 }

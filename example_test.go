@@ -1,0 +1,84 @@
+package eventbus_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/redistest"
+)
+
+// exampleRedis connects to the test Redis (EVENTBUS_TEST_REDIS_URL, else
+// 127.0.0.1:6379).
+func exampleRedis() *redis.Client {
+	url := os.Getenv(redistest.SharedURLEnv)
+	if url == "" {
+		url = "redis://127.0.0.1:6379"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		panic(err)
+	}
+	return redis.NewClient(opt)
+}
+
+func ExampleBus_Publish() {
+	ctx := context.Background()
+	client := exampleRedis()
+	defer client.Close()
+	defer redistest.DeletePrefix(ctx, client, "example-publish")
+
+	bus, err := eventbus.New(eventbus.Config{Redis: client, Prefix: "example-publish"})
+	if err != nil {
+		panic(err)
+	}
+	type ItemApproved struct {
+		ItemID string `json:"itemId"`
+	}
+	ev, err := eventbus.NewEvent("approval.item.approved", "tenant-1", "user-1", ItemApproved{ItemID: "item-7"})
+	if err != nil {
+		panic(err)
+	}
+	ev.ID = "approval-item-7" // a caller-supplied id makes the publish idempotent
+	first, err := bus.Publish(ctx, ev)
+	if err != nil {
+		panic(err)
+	}
+	again, err := bus.Publish(ctx, ev)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(first.ID, again.Duplicate, again.StreamID == first.StreamID)
+
+	// Validation names the field; nothing is written.
+	_, err = bus.Publish(ctx, eventbus.Event{Type: "approval.item.approved", UserID: "user-1"})
+	fmt.Println(err)
+	// Output:
+	// approval-item-7 true true
+	// eventbus: invalid event: tenantId: required
+}
+
+func ExampleBus_PublishBatch() {
+	ctx := context.Background()
+	client := exampleRedis()
+	defer client.Close()
+	defer redistest.DeletePrefix(ctx, client, "example-batch")
+
+	bus, err := eventbus.New(eventbus.Config{Redis: client, Prefix: "example-batch"})
+	if err != nil {
+		panic(err)
+	}
+	events := []eventbus.Event{
+		{Type: "crm.deal.created", TenantID: "t1", UserID: "u1"},
+		{Type: "crm.deal.won", TenantID: "t1", UserID: "u1"},
+	}
+	res, err := bus.PublishBatch(ctx, events) // all or nothing, contiguous
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(res), res[0].StreamID < res[1].StreamID)
+	// Output: 2 true
+}
