@@ -29,7 +29,7 @@ type Bus struct {
 	rdb *rdb.RDB
 	log *slog.Logger
 
-	pub *coalescer
+	pub *coalescer[rdb.Append, rdb.Appended]
 
 	setUp   atomic.Bool
 	resetup chan struct{} // wakes the set-up loop; capacity 1
@@ -48,7 +48,7 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
-	b.pub = &coalescer{maxLeaders: cfg.PublishPipelines, maxBatch: maxCoalescedBatch, send: b.sendAppends}
+	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, maxBatch: maxCoalescedBatch, send: b.sendAppends}
 	return b, nil
 }
 

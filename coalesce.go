@@ -4,40 +4,42 @@ import (
 	"context"
 	"slices"
 	"sync"
-
-	"github.com/hyvve/eventbus/internal/rdb"
 )
 
-// pubReq is one Publish call waiting to be sent.
-type pubReq struct {
-	item    rdb.Append
-	res     rdb.Appended
-	done    chan struct{} // closed once res is set
+// call is one caller's request waiting in a coalescer.
+type call[In, Out any] struct {
+	in      In
+	out     Out
+	done    chan struct{} // closed once out is set
 	promote chan struct{} // this caller must lead the queue (capacity 1)
 
 	promoted bool // guarded by coalescer.mu: promote was sent
 }
 
-// coalescer batches concurrent publishes without a background goroutine
-// and without a linger: callers queue their request; up to maxLeaders of
-// them become leaders that take everything queued and send it as one
-// pipeline, again and again while the queue is not empty. A leader whose
-// own request is done hands the lead to the oldest waiting caller, so no
-// caller serves others for long.
-type coalescer struct {
+func newCall[In, Out any](in In) *call[In, Out] {
+	return &call[In, Out]{in: in, done: make(chan struct{}), promote: make(chan struct{}, 1)}
+}
+
+// coalescer batches concurrent calls without a background goroutine and
+// without a linger: callers queue their request; up to maxLeaders of them
+// become leaders that take everything queued and send it as one batch,
+// again while the queue is not empty. A leader whose own request is done
+// hands the lead to the oldest waiting caller, so no caller serves others
+// for long. send must set out and close done of every call it is given.
+type coalescer[In, Out any] struct {
 	maxLeaders int
 	maxBatch   int
-	send       func(ctx context.Context, reqs []*pubReq)
+	send       func(ctx context.Context, calls []*call[In, Out])
 
 	mu      sync.Mutex
-	queue   []*pubReq
+	queue   []*call[In, Out]
 	leaders int
 }
 
-// do queues req and returns when it was sent (req.res holds the outcome),
+// do queues req and returns when it was sent (req.out holds the outcome),
 // or with ctx's error if ctx ended while req was still queued (then
-// nothing was written).
-func (c *coalescer) do(ctx context.Context, req *pubReq) error {
+// nothing was sent).
+func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	lead := c.leaders < c.maxLeaders
@@ -82,7 +84,7 @@ func (c *coalescer) do(ctx context.Context, req *pubReq) error {
 
 // lead sends queued batches until own is done, then hands the lead on (or
 // gives it up when the queue is empty).
-func (c *coalescer) lead(ctx context.Context, own *pubReq) {
+func (c *coalescer[In, Out]) lead(ctx context.Context, own *call[In, Out]) {
 	// Other callers' requests must not fail because this caller's context
 	// ends.
 	sendCtx := context.WithoutCancel(ctx)
@@ -111,7 +113,7 @@ func (c *coalescer) lead(ctx context.Context, own *pubReq) {
 // handOffLocked gives up one lead: to the oldest queued caller that is not
 // leading yet, or, when there is none, by counting one leader less. The
 // caller holds c.mu.
-func (c *coalescer) handOffLocked() {
+func (c *coalescer[In, Out]) handOffLocked() {
 	for _, r := range c.queue {
 		if !r.promoted {
 			r.promoted = true

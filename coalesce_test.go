@@ -16,7 +16,7 @@ func TestCoalescerServesEveryone(t *testing.T) {
 	for _, leaders := range []int{1, 2, 4} {
 		var sent, batches atomic.Int64
 		seen := sync.Map{}
-		c := &coalescer{maxLeaders: leaders, maxBatch: 16, send: func(_ context.Context, reqs []*pubReq) {
+		c := &coalescer[int, int]{maxLeaders: leaders, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
 			batches.Add(1)
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 			for _, r := range reqs {
@@ -38,7 +38,7 @@ func TestCoalescerServesEveryone(t *testing.T) {
 					ctx, cancel = context.WithTimeout(ctx, time.Duration(rand.IntN(200))*time.Microsecond)
 					defer cancel()
 				}
-				req := &pubReq{done: make(chan struct{}), promote: make(chan struct{}, 1)}
+				req := newCall[int, int](i)
 				if err := c.do(ctx, req); err != nil {
 					cancelled.Add(1)
 					if _, ok := seen.Load(req); ok {
@@ -71,14 +71,14 @@ func TestCoalescerServesEveryone(t *testing.T) {
 // TestCoalescerLoneCallerNotDelayed: a single caller is sent at once.
 func TestCoalescerLoneCallerNotDelayed(t *testing.T) {
 	var batches int
-	c := &coalescer{maxLeaders: 2, maxBatch: 16, send: func(_ context.Context, reqs []*pubReq) {
+	c := &coalescer[int, int]{maxLeaders: 2, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
 		batches++
 		for _, r := range reqs {
 			close(r.done)
 		}
 	}}
-	for range 100 {
-		req := &pubReq{done: make(chan struct{}), promote: make(chan struct{}, 1)}
+	for i := range 100 {
+		req := newCall[int, int](i)
 		if err := c.do(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}

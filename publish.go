@@ -43,17 +43,18 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err != nil {
 		return Published{}, err
 	}
-	req := &pubReq{item: rdb.Append{Payload: payload}, done: make(chan struct{}), promote: make(chan struct{}, 1)}
+	item := rdb.Append{Payload: payload}
 	if !generated {
-		req.item.EventID = ev.ID
+		item.EventID = ev.ID
 	}
+	req := newCall[rdb.Append, rdb.Appended](item)
 	if err := b.pub.do(ctx, req); err != nil {
 		return Published{}, wrapOp("publish", err)
 	}
-	if req.res.Err != nil {
-		return Published{}, wrapOp("publish", req.res.Err)
+	if req.out.Err != nil {
+		return Published{}, wrapOp("publish", req.out.Err)
 	}
-	p := Published{ID: ev.ID, StreamID: req.res.StreamID, Duplicate: req.res.Duplicate}
+	p := Published{ID: ev.ID, StreamID: req.out.StreamID, Duplicate: req.out.Duplicate}
 	b.logPublished(ctx, &ev, p)
 	return p, nil
 }
@@ -115,14 +116,14 @@ func (b *Bus) logPublished(ctx context.Context, ev *Event, p Published) {
 }
 
 // sendAppends writes a coalesced batch of independent publishes.
-func (b *Bus) sendAppends(ctx context.Context, reqs []*pubReq) {
+func (b *Bus) sendAppends(ctx context.Context, reqs []*call[rdb.Append, rdb.Appended]) {
 	items := make([]rdb.Append, len(reqs))
 	for i, r := range reqs {
-		items[i] = r.item
+		items[i] = r.in
 	}
 	res := b.rdb.AppendEach(ctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
 	for i, r := range reqs {
-		r.res = res[i]
+		r.out = res[i]
 		close(r.done)
 	}
 }

@@ -43,3 +43,21 @@ func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()
 // window. Its hash tag (cluster layout) matches the main stream's, so the
 // check and the XADD are one atomic step.
 func (k Keys) Idempotency(eventID string) string { return k.base + ":events:idem:" + eventID }
+
+// Retries is the group's stream of due retries: the retry forwarder moves
+// each due retry here, and the group's consumers read it like the main
+// stream, so retries get the same pending-entry recovery.
+func (k Keys) Retries(group string) string { return k.base + ":events:retries:" + group }
+
+// RetrySchedule is the group's sorted set of scheduled retries, scored by
+// due time in milliseconds.
+func (k Keys) RetrySchedule(group string) string { return k.base + ":events:retry-schedule:" + group }
+
+// RetryData is the group's hash of scheduled retries: member -> JSON.
+func (k Keys) RetryData(group string) string { return k.base + ":events:retry-data:" + group }
+
+// Status is the group's per-event status hash. It exists only for events
+// with a failure, or with several handlers while in flight, and expires.
+func (k Keys) Status(group, eventID string) string {
+	return k.base + ":events:status:" + group + ":" + eventID
+}

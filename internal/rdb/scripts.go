@@ -39,3 +39,81 @@ for i = 1, n do
 end
 return out
 `)
+
+// settle records the outcome of one delivery in one atomic step: handler
+// outcomes in the status hash, retries scheduled, dead letters written,
+// and the entry acknowledged.
+//
+// KEYS[1] the entry's stream     KEYS[2] the status hash
+// KEYS[3] the retry schedule     KEYS[4] the retry data hash
+// KEYS[5] the DLQ stream
+// ARGV[1] group  ARGV[2] entry id  ARGV[3] status TTL ms while retries are
+// open  ARGV[4] status TTL ms once resolved  ARGV[5] DLQ MINID (exact)
+// ARGV[6] meta: event stream id  ARGV[7] meta: type  ARGV[8] meta: tenant
+// then per operation 7 slots: kind, handler, handler JSON, a, b, c, flag
+//   kind 'done':  flag '1' when it resolves an open retry
+//   kind 'retry': a due ms, b member, c data; flag '1' when it opens one
+//   kind 'dlq':   a payload, b meta JSON; flag '1' when it resolves one
+var settle = redis.NewScript(`
+local status = KEYS[2]
+redis.call('HSET', status, 'stream', ARGV[6], 'type', ARGV[7], 'tenant', ARGV[8])
+for i = 9, #ARGV, 7 do
+  local kind, handler, hjson = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local a, b, c, flag = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  redis.call('HSET', status, 'h:' .. handler, hjson)
+  if kind == 'retry' then
+    redis.call('ZADD', KEYS[3], a, b)
+    redis.call('HSET', KEYS[4], b, c)
+    if flag == '1' then redis.call('HINCRBY', status, 'open', 1) end
+  else
+    if kind == 'dlq' then
+      redis.call('XADD', KEYS[5], 'MINID', ARGV[5], '*', 'event', a, 'dlq', b)
+    end
+    if flag == '1' then redis.call('HINCRBY', status, 'open', -1) end
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+local open = tonumber(redis.call('HGET', status, 'open') or '0')
+if open > 0 then
+  redis.call('PEXPIRE', status, ARGV[3])
+else
+  redis.call('PEXPIRE', status, ARGV[4])
+end
+return open
+`)
+
+// forwardRetries moves due retries to the group's retries stream.
+//
+// KEYS[1] retry schedule  KEYS[2] retry data  KEYS[3] retries stream
+// ARGV[1] now ms  ARGV[2] limit  ARGV[3] MINID (~) for the retries stream
+var forwardRetries = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local data = redis.call('HGET', KEYS[2], member)
+  if data then
+    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'retry', data)
+  end
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[2], member)
+end
+return #due
+`)
+
+// deleteIdleConsumer removes a consumer from a group only when it holds no
+// pending entries (XGROUP DELCONSUMER would drop them).
+//
+// KEYS[1..n] the group's streams  ARGV[1] group  ARGV[2] consumer
+var deleteIdleConsumer = redis.NewScript(`
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    local p = redis.call('XPENDING', key, ARGV[1], '-', '+', 1, ARGV[2])
+    if #p > 0 then return 0 end
+  end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.pcall('XGROUP', 'DELCONSUMER', key, ARGV[1], ARGV[2])
+  end
+end
+return 1
+`)

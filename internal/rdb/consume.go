@@ -1,0 +1,311 @@
+package rdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ReadGroup reads new entries (">") of streams for consumer in group,
+// blocking up to block. It returns nil, nil when nothing arrived.
+func (r *RDB) ReadGroup(ctx context.Context, group, consumer string, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
+	args := make([]string, 0, 2*len(streams))
+	args = append(args, streams...)
+	for range streams {
+		args = append(args, ">")
+	}
+	res, err := r.c.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: args, Count: int64(count), Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xreadgroup: %w", err)
+	}
+	return res, nil
+}
+
+// Ack acknowledges entries (stream -> ids) and deletes the status keys in
+// one MULTI/EXEC round trip.
+func (r *RDB) Ack(ctx context.Context, group string, ids map[string][]string, statusKeys []string) error {
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for stream, list := range ids {
+			p.XAck(ctx, stream, group, list...)
+		}
+		if len(statusKeys) > 0 {
+			p.Del(ctx, statusKeys...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// SettleOp is one handler outcome recorded by Settle.
+type SettleOp struct {
+	Kind    string // "done", "retry" or "dlq"
+	Handler string
+	Record  []byte // the handler's status record (JSON)
+	// retry: due time, member and data; dlq: payload and meta.
+	Due     time.Time
+	Member  string
+	Data    []byte
+	Payload string
+	Meta    []byte
+	// Flag: for "retry", this failure opens a retry; for "done" and "dlq",
+	// it resolves one.
+	Flag bool
+}
+
+// SettleArgs describes one delivery's outcome.
+type SettleArgs struct {
+	Stream, Group, EntryID string
+	EventID                string
+	EventStreamID          string // the event's id in the main stream
+	Type, Tenant           string
+	OpenTTL, ResolvedTTL   time.Duration
+	DLQMinID               string
+	Ops                    []SettleOp
+}
+
+// Settle records handler outcomes, schedules retries, writes dead letters
+// and acknowledges the entry, atomically.
+func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
+	k := r.keys
+	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group), k.DLQ()}
+	args := make([]any, 0, 8+7*len(a.Ops))
+	args = append(args, a.Group, a.EntryID, a.OpenTTL.Milliseconds(), a.ResolvedTTL.Milliseconds(), a.DLQMinID,
+		a.EventStreamID, a.Type, a.Tenant)
+	for _, op := range a.Ops {
+		flag := "0"
+		if op.Flag {
+			flag = "1"
+		}
+		switch op.Kind {
+		case "retry":
+			args = append(args, op.Kind, op.Handler, op.Record, op.Due.UnixMilli(), op.Member, op.Data, flag)
+		case "dlq":
+			args = append(args, op.Kind, op.Handler, op.Record, op.Payload, op.Meta, "", flag)
+		default:
+			args = append(args, op.Kind, op.Handler, op.Record, "", "", "", flag)
+		}
+	}
+	if err := settle.Run(ctx, r.c, keys, args...).Err(); err != nil {
+		return fmt.Errorf("settle %s: %w", a.EntryID, err)
+	}
+	return nil
+}
+
+// DeadLetterEntry moves an entry that cannot be decoded to the DLQ and
+// acknowledges it, in one MULTI/EXEC.
+func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, id, payload string, meta []byte, dlqMinID string) error {
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{"event", payload, "dlq", meta}})
+		p.XAck(ctx, stream, group, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", id, err)
+	}
+	return nil
+}
+
+// ForwardDueRetries moves up to limit retries due at now to the group's
+// retries stream and returns how many moved.
+func (r *RDB) ForwardDueRetries(ctx context.Context, group string, now time.Time, limit int, minID string) (int, error) {
+	k := r.keys
+	n, err := forwardRetries.Run(ctx, r.c, []string{k.RetrySchedule(group), k.RetryData(group), k.Retries(group)},
+		now.UnixMilli(), limit, minID).Int()
+	if err != nil {
+		return 0, fmt.Errorf("forward retries: %w", err)
+	}
+	return n, nil
+}
+
+// NextRetryDue returns when the group's earliest scheduled retry is due,
+// or false when none is scheduled.
+func (r *RDB) NextRetryDue(ctx context.Context, group string) (time.Time, bool, error) {
+	z, err := r.c.ZRangeWithScores(ctx, r.keys.RetrySchedule(group), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next retry: %w", err)
+	}
+	if len(z) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(z[0].Score)), true, nil
+}
+
+// Claimed is the outcome of one XAUTOCLAIM call.
+type Claimed struct {
+	Messages []redis.XMessage
+	Next     string   // cursor; "0-0" when the scan is complete
+	Deleted  []string // pending ids whose entries no longer exist (Redis 7 removes them from the PEL)
+}
+
+// AutoClaim claims entries of stream idle for at least minIdle for
+// consumer, starting at cursor start.
+func (r *RDB) AutoClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, start string, count int) (Claimed, error) {
+	v, err := r.c.Do(ctx, "XAUTOCLAIM", stream, group, consumer, minIdle.Milliseconds(), start, "COUNT", count).Slice()
+	if err != nil {
+		return Claimed{}, fmt.Errorf("xautoclaim %s: %w", stream, err)
+	}
+	if len(v) < 2 {
+		return Claimed{}, fmt.Errorf("xautoclaim %s: unexpected reply %v", stream, v)
+	}
+	var c Claimed
+	c.Next, _ = v[0].(string)
+	msgs, _ := v[1].([]any)
+	for _, m := range msgs {
+		pair, ok := m.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		id, _ := pair[0].(string)
+		fields, _ := pair[1].([]any)
+		if fields == nil { // Redis 6.2: a deleted entry is returned with a nil body
+			c.Deleted = append(c.Deleted, id)
+			continue
+		}
+		values := make(map[string]any, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			if k, ok := fields[i].(string); ok {
+				values[k] = fields[i+1]
+			}
+		}
+		c.Messages = append(c.Messages, redis.XMessage{ID: id, Values: values})
+	}
+	if len(v) >= 3 {
+		del, _ := v[2].([]any)
+		for _, d := range del {
+			if s, ok := d.(string); ok {
+				c.Deleted = append(c.Deleted, s)
+			}
+		}
+	}
+	return c, nil
+}
+
+// AckDeleted acknowledges pending ids whose entries are gone (Redis 6.2
+// leaves them in the PEL).
+func (r *RDB) AckDeleted(ctx context.Context, stream, group string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return r.c.XAck(ctx, stream, group, ids...).Err()
+}
+
+// Consumers lists the consumers of group on stream.
+func (r *RDB) Consumers(ctx context.Context, stream, group string) ([]redis.XInfoConsumer, error) {
+	cs, err := r.c.XInfoConsumers(ctx, stream, group).Result()
+	if err != nil {
+		return nil, fmt.Errorf("xinfo consumers %s: %w", stream, err)
+	}
+	return cs, nil
+}
+
+// DeleteIdleConsumer removes consumer from group on every stream, only if
+// it holds no pending entry on any of them. It reports whether it did.
+func (r *RDB) DeleteIdleConsumer(ctx context.Context, streams []string, group, consumer string) (bool, error) {
+	n, err := deleteIdleConsumer.Run(ctx, r.c, streams, group, consumer).Int()
+	if err != nil {
+		return false, fmt.Errorf("delete consumer %s: %w", consumer, err)
+	}
+	return n == 1, nil
+}
+
+// StatusHash reads an event's status hash (empty when none).
+func (r *RDB) StatusHash(ctx context.Context, group, eventID string) (map[string]string, error) {
+	m, err := r.c.HGetAll(ctx, r.keys.Status(group, eventID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", eventID, err)
+	}
+	return m, nil
+}
+
+// StatusHashes reads several events' status hashes in one round trip.
+func (r *RDB) StatusHashes(ctx context.Context, group string, eventIDs []string) ([]map[string]string, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(eventIDs))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range eventIDs {
+			cmds[i] = p.HGetAll(ctx, r.keys.Status(group, id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	out := make([]map[string]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
+// MarkHandler records a handler's outcome for an event in flight (the
+// event has more handlers to run), so that a redelivery after a crash
+// skips it.
+func (r *RDB) MarkHandler(ctx context.Context, group, eventID, handler string, record []byte, ttl time.Duration) error {
+	key := r.keys.Status(group, eventID)
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "h:"+handler, record)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark handler %s: %w", handler, err)
+	}
+	return nil
+}
+
+// IsPending reports whether entry id of stream is in group's pending list.
+func (r *RDB) IsPending(ctx context.Context, stream, group, id string) (bool, error) {
+	p, err := r.c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group, Start: id, End: id, Count: 1}).Result()
+	if err != nil {
+		return false, fmt.Errorf("xpending %s: %w", stream, err)
+	}
+	return len(p) > 0, nil
+}
+
+// LastDelivered returns group's last delivered id on stream.
+func (r *RDB) LastDelivered(ctx context.Context, stream, group string) (string, error) {
+	gs, err := r.c.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		return "", fmt.Errorf("xinfo groups %s: %w", stream, err)
+	}
+	for _, g := range gs {
+		if g.Name == group {
+			return g.LastDeliveredID, nil
+		}
+	}
+	return "", fmt.Errorf("group %s not found on %s", group, stream)
+}
+
+// Range returns up to count entries of stream from start (inclusive) to
+// end.
+func (r *RDB) Range(ctx context.Context, stream, start, end string, count int64) ([]redis.XMessage, error) {
+	m, err := r.c.XRangeN(ctx, stream, start, end, count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("xrange %s: %w", stream, err)
+	}
+	return m, nil
+}
+
+// IdempotentStreamID returns the stream id remembered for a caller-supplied
+// event id, or "" when none is.
+func (r *RDB) IdempotentStreamID(ctx context.Context, eventID string) (string, error) {
+	v, err := r.c.Get(ctx, r.keys.Idempotency(eventID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("idempotency %s: %w", eventID, err)
+	}
+	return v, nil
+}
+
