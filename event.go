@@ -85,6 +85,9 @@ type Event struct {
 type ReplayInfo struct {
 	JobID            string `json:"jobId"`
 	OriginalStreamID string `json:"originalStreamId"`
+	// Handlers limits delivery of the copy to these handlers; empty means
+	// every matching handler of the group.
+	Handlers []string `json:"handlers,omitempty"`
 }
 
 // NewEvent returns an event of type typ for tenant and user with data

@@ -10,7 +10,7 @@ import (
 
 // TrimResult counts the entries one retention pass removed per stream.
 type TrimResult struct {
-	Main, DLQ, Replay int64
+	Main, DLQ, Replay, Retries int64
 }
 
 // Trim enforces retention once on every stream: entries older than the
@@ -30,6 +30,11 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 		return res, wrapOp("trim", err)
 	}
 	if res.Replay, err = b.rdb.TrimMinID(ctx, k.Replay(), rdb.MinIDFor(now, b.cfg.Retention.Replay), true); err != nil {
+		return res, wrapOp("trim", err)
+	}
+	// Retries forwarded long ago and still unhandled are as precious as
+	// main entries: they keep the main stream's retention.
+	if res.Retries, err = b.rdb.TrimMinID(ctx, k.Retries(b.cfg.Group), rdb.MinIDFor(now, b.cfg.Retention.Main), true); err != nil {
 		return res, wrapOp("trim", err)
 	}
 	return res, nil
@@ -60,7 +65,7 @@ func (j *janitor) run(ctx context.Context) {
 			}
 			continue
 		}
-		if res.Main+res.DLQ+res.Replay > 0 {
+		if res.Main+res.DLQ+res.Replay+res.Retries > 0 {
 			j.b.log.LogAttrs(ctx, slog.LevelInfo, "retention trimmed",
 				slog.Int64("main", res.Main), slog.Int64("dlq", res.DLQ), slog.Int64("replay", res.Replay))
 		}

@@ -13,11 +13,11 @@ import (
 const setupCheckInterval = 5 * time.Second
 
 // SetUp creates the consumer group on the main, DLQ and replay streams
-// (XGROUP CREATE ... 0 MKSTREAM). An existing group counts as success, so
+// and on the group's retries stream (XGROUP CREATE ... 0 MKSTREAM). An existing group counts as success, so
 // any number of instances may run it at once. Run calls it and retries
 // with backoff; call it directly to set up before Run.
 func (b *Bus) SetUp(ctx context.Context) error {
-	for _, stream := range b.rdb.Keys().Streams() {
+	for _, stream := range b.groupStreams() {
 		created, err := b.rdb.CreateGroup(ctx, stream, b.cfg.Group)
 		if err != nil {
 			b.setUp.Store(false)
@@ -55,7 +55,7 @@ func (b *Bus) setupLoop(ctx context.Context) {
 			b.log.LogAttrs(ctx, slog.LevelWarn, "consumer group missing, setting up again")
 			b.setUp.Store(false)
 		case <-tick.C:
-			streams := b.rdb.Keys().Streams()
+			streams := b.groupStreams()
 			n, err := b.rdb.CountExisting(ctx, streams...)
 			if err == nil && n < int64(len(streams)) {
 				b.log.LogAttrs(ctx, slog.LevelWarn, "streams missing, setting up again",
@@ -64,4 +64,11 @@ func (b *Bus) setupLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// groupStreams lists every stream the group reads or holds: main, DLQ,
+// replay and the group's retries stream.
+func (b *Bus) groupStreams() []string {
+	k := b.rdb.Keys()
+	return append(k.Streams(), k.Retries(b.cfg.Group))
 }

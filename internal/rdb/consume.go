@@ -249,12 +249,14 @@ func (r *RDB) StatusHashes(ctx context.Context, group string, eventIDs []string)
 
 // MarkHandler records a handler's outcome for an event in flight (the
 // event has more handlers to run), so that a redelivery after a crash
-// skips it.
-func (r *RDB) MarkHandler(ctx context.Context, group, eventID, handler string, record []byte, ttl time.Duration) error {
+// skips it. It also resets the entry's idle time (XCLAIM to the same
+// consumer), telling the group the entry is in progress, not abandoned.
+func (r *RDB) MarkHandler(ctx context.Context, group, eventID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
 	key := r.keys.Status(group, eventID)
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "h:"+handler, record)
 		p.PExpire(ctx, key, ttl)
+		p.XClaimJustID(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, MinIdle: 0, Messages: []string{entryID}})
 		return nil
 	})
 	if err != nil {

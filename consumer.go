@@ -1,0 +1,667 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus/internal/backoff"
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// Consumer defaults.
+const (
+	DefaultConcurrency       = 10
+	DefaultClaimIdle         = 60 * time.Second
+	DefaultClaimInterval     = 15 * time.Second
+	DefaultRetryPollInterval = time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultDeadConsumerIdle  = time.Hour
+	DefaultStatusTTL         = 24 * time.Hour
+	maxReadBackoff           = 30 * time.Second
+)
+
+// ConsumerConfig configures a Consumer. Zero fields take their defaults.
+type ConsumerConfig struct {
+	// Concurrency is how many events are handled at once. Default 10.
+	Concurrency int
+	// Retry is the retry policy of handlers without their own. Default
+	// DefaultRetryPolicy (60 s, 5 min, 30 min, no jitter).
+	Retry *RetryPolicy
+	// ClaimIdle: entries pending longer than this (their consumer died)
+	// are claimed by a live consumer. Default 60 s; must exceed every
+	// handler timeout.
+	ClaimIdle time.Duration
+	// ClaimInterval is how often pending entries are checked. Default 15 s.
+	ClaimInterval time.Duration
+	// RetryPollInterval is how often due retries are forwarded. Default 1 s.
+	RetryPollInterval time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight handlers
+	// after its context ends. Default 30 s.
+	ShutdownTimeout time.Duration
+	// DeadConsumerIdle: a consumer idle this long and holding no pending
+	// entries is removed from the group. Default 1 h.
+	DeadConsumerIdle time.Duration
+	// StatusTTL is how long the status of an event that had a failure is
+	// kept once it is resolved (succeeded on retry, or dead-lettered).
+	// Default 24 h.
+	StatusTTL time.Duration
+}
+
+// ConsumerStats counts what a consumer did since it started.
+type ConsumerStats struct {
+	Handled        int64 // handler runs that succeeded
+	Failed         int64 // handler runs that failed (retry scheduled or DLQ)
+	DeadLettered   int64 // DLQ entries written (failed handlers and bad entries)
+	Claimed        int64 // entries claimed from dead consumers
+	DeletedEntries int64 // pending entries whose body was trimmed or deleted; acknowledged
+}
+
+// Consumer reads the group's streams (main, replay and due retries) and
+// runs the matching handlers. Register handlers with Handle, then call
+// Run.
+type Consumer struct {
+	bus *Bus
+	cfg ConsumerConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	subs    []*subscription
+	mws     []Middleware
+	running bool
+
+	acks *coalescer[ackItem, error]
+	sem  chan struct{}
+	// handlerCtx is cancelled when the shutdown deadline passes.
+	handlerCtx  context.Context
+	stopHandler context.CancelFunc
+
+	handled, failed, deadLettered, claimed, deleted atomic.Int64
+}
+
+type ackItem struct {
+	stream, id string
+	statusKey  string // "" when the event has no status hash
+}
+
+// NewConsumer returns a consumer of the bus's group.
+func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Retry == nil {
+		p := DefaultRetryPolicy()
+		cfg.Retry = &p
+	}
+	if cfg.ClaimIdle == 0 {
+		cfg.ClaimIdle = DefaultClaimIdle
+	}
+	if cfg.ClaimInterval == 0 {
+		cfg.ClaimInterval = DefaultClaimInterval
+	}
+	if cfg.RetryPollInterval == 0 {
+		cfg.RetryPollInterval = DefaultRetryPollInterval
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.DeadConsumerIdle == 0 {
+		cfg.DeadConsumerIdle = DefaultDeadConsumerIdle
+	}
+	if cfg.StatusTTL == 0 {
+		cfg.StatusTTL = DefaultStatusTTL
+	}
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("%w: ConsumerConfig.%s=%v: %s", ErrConfig, field, v, why)
+	}
+	switch {
+	case cfg.Concurrency < 1:
+		return nil, bad("Concurrency", cfg.Concurrency, "must be at least 1")
+	case cfg.ClaimIdle < 0, cfg.ClaimInterval < 0, cfg.RetryPollInterval < 0, cfg.ShutdownTimeout < 0, cfg.DeadConsumerIdle < 0, cfg.StatusTTL < 0:
+		return nil, fmt.Errorf("%w: ConsumerConfig durations must not be negative", ErrConfig)
+	}
+	if err := cfg.Retry.validate(); err != nil {
+		return nil, bad("Retry", cfg.Retry.Delays, err.Error())
+	}
+	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency)}
+	c.acks = &coalescer[ackItem, error]{maxLeaders: 2, maxBatch: 512, send: c.sendAcks}
+	return c, nil
+}
+
+// Use adds middleware around every handler. Call it before Run.
+func (c *Consumer) Use(mw ...Middleware) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mws = append(c.mws, mw...)
+}
+
+// Handle subscribes h under a stable name to events whose type matches
+// pattern: "*" (all), "prefix.*" (any depth below prefix) or an exact
+// type. The name is the handler's identity for retries, the DLQ and
+// status: keep it stable across deploys. Call it before Run.
+func (c *Consumer) Handle(name, pattern string, h Handler, opts ...SubscribeOption) error {
+	s := &subscription{name: name, pattern: pattern, priority: DefaultPriority, timeout: DefaultHandlerTimeout, handler: h}
+	for _, o := range opts {
+		o(s)
+	}
+	switch {
+	case h == nil:
+		return fmt.Errorf("%w: handler %q is nil", ErrConfig, name)
+	case name == "" || ValidateName(name) != nil || len(name) > 100:
+		return fmt.Errorf("%w: handler name %q: want 1-100 characters without spaces, control characters or braces", ErrConfig, name)
+	case s.timeout <= 0:
+		return fmt.Errorf("%w: handler %q: timeout %v must be positive", ErrConfig, name, s.timeout)
+	case s.timeout >= c.cfg.ClaimIdle:
+		return fmt.Errorf("%w: handler %q: timeout %v must stay below ClaimIdle %v, or a slow run is taken for a dead consumer", ErrConfig, name, s.timeout, c.cfg.ClaimIdle)
+	}
+	if err := validPattern(pattern); err != nil {
+		return fmt.Errorf("%w: handler %q: %v", ErrConfig, name, err)
+	}
+	if s.retry != nil {
+		if err := s.retry.validate(); err != nil {
+			return fmt.Errorf("%w: handler %q: %v", ErrConfig, name, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return fmt.Errorf("%w: Handle called after Run", ErrConfig)
+	}
+	for _, o := range c.subs {
+		if o.name == name {
+			return fmt.Errorf("%w: handler name %q registered twice", ErrConfig, name)
+		}
+	}
+	c.subs = append(c.subs, s)
+	slices.SortStableFunc(c.subs, func(a, b *subscription) int { return a.priority - b.priority })
+	return nil
+}
+
+// Stats returns counters since the consumer started.
+func (c *Consumer) Stats() ConsumerStats {
+	return ConsumerStats{
+		Handled: c.handled.Load(), Failed: c.failed.Load(), DeadLettered: c.deadLettered.Load(),
+		Claimed: c.claimed.Load(), DeletedEntries: c.deleted.Load(),
+	}
+}
+
+// Run consumes until ctx is cancelled, then shuts down gracefully: it
+// stops reading, lets in-flight handlers finish within ShutdownTimeout,
+// and leaves unfinished entries pending for other consumers. Redis errors
+// never stop it: reads back off exponentially (up to 30 s) and resume when
+// Redis answers. Run returns nil after a cancellation.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return errors.New("eventbus: Consumer.Run called twice")
+	}
+	if len(c.subs) == 0 {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: no handlers registered", ErrConfig)
+	}
+	c.running = true
+	for _, s := range c.subs {
+		for i := len(c.mws) - 1; i >= 0; i-- {
+			s.handler = c.mws[i](s.handler)
+		}
+	}
+	c.mu.Unlock()
+
+	c.handlerCtx, c.stopHandler = context.WithCancel(context.WithoutCancel(ctx))
+	defer c.stopHandler()
+
+	var inflight sync.WaitGroup
+	var loops sync.WaitGroup
+	loops.Go(func() { c.readLoop(ctx, &inflight) })
+	loops.Go(func() { c.claimLoop(ctx, &inflight) })
+	loops.Go(func() { c.retryLoop(ctx) })
+	loops.Wait()
+
+	// Stopped reading: give in-flight handlers their deadline.
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.cfg.ShutdownTimeout):
+		c.log.LogAttrs(context.Background(), slog.LevelWarn, "shutdown deadline passed; unfinished entries stay pending for other consumers")
+		c.stopHandler()
+		<-done
+	}
+	return nil
+}
+
+func (c *Consumer) streams() []string {
+	k := c.bus.rdb.Keys()
+	return []string{k.Main(), k.Replay(), k.Retries(c.bus.cfg.Group)}
+}
+
+// readLoop reads new entries while there is capacity.
+func (c *Consumer) readLoop(ctx context.Context, inflight *sync.WaitGroup) {
+	cfg := c.bus.cfg
+	streams := c.streams()
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadBackoff}
+	for ctx.Err() == nil {
+		// Wait for at least one free slot, then read no more than fits.
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		free := 1 + cap(c.sem) - len(c.sem)
+		<-c.sem
+		res, err := c.bus.rdb.ReadGroup(ctx, cfg.Group, cfg.Consumer, streams, min(cfg.BatchSize, free), cfg.Block)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if rdb.IsNoGroup(err) {
+				if serr := c.bus.SetUp(ctx); serr == nil {
+					continue
+				}
+			}
+			c.log.LogAttrs(ctx, slog.LevelWarn, "read failed, backing off", slog.String("error", err.Error()))
+			bo.Sleep(ctx.Done())
+			continue
+		}
+		bo.Reset()
+		for _, s := range res {
+			for _, m := range s.Messages {
+				c.dispatch(ctx, inflight, s.Stream, m, false)
+			}
+		}
+	}
+}
+
+// dispatch handles one entry in its own goroutine once a slot is free.
+func (c *Consumer) dispatch(ctx context.Context, inflight *sync.WaitGroup, stream string, m redis.XMessage, claimed bool) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return // left pending: claimed later by a live consumer
+	}
+	inflight.Go(func() {
+		defer func() { <-c.sem }()
+		if stream == c.bus.rdb.Keys().Retries(c.bus.cfg.Group) {
+			c.handleRetry(stream, m)
+		} else {
+			c.handleEntry(stream, m, claimed)
+		}
+	})
+}
+
+// errShutdown marks a handler run cut short by the shutdown deadline: the
+// entry stays pending, nothing is recorded.
+var errShutdown = errors.New("eventbus: consumer shutting down")
+
+type runResult struct {
+	err   error
+	stack string
+}
+
+// run runs one handler with its timeout, turning a panic or a timeout
+// into a failure.
+func (c *Consumer) run(s *subscription, ev Event) runResult {
+	ctx, cancel := context.WithTimeout(c.handlerCtx, s.timeout)
+	defer cancel()
+	done := make(chan runResult, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- runResult{err: fmt.Errorf("panic: %v", r), stack: string(debug.Stack())}
+			}
+		}()
+		done <- runResult{err: s.handler.Handle(ctx, ev)}
+	}()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		if c.handlerCtx.Err() != nil {
+			return runResult{err: errShutdown}
+		}
+		// The handler ignores its context: it is abandoned; its result,
+		// if it ever returns, is dropped.
+		return runResult{err: fmt.Errorf("handler %s timed out after %v", s.name, s.timeout)}
+	}
+}
+
+// handlerRecord is one handler's outcome in the status hash.
+type handlerRecord struct {
+	State         string     `json:"state"` // succeeded, retrying, dlq
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"lastError,omitempty"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+}
+
+// Handler states in the status hash.
+const (
+	handlerSucceeded = "succeeded"
+	handlerRetrying  = "retrying"
+	handlerDLQ       = "dlq"
+)
+
+// retryData is what a scheduled retry carries to the retries stream.
+type retryData struct {
+	Event            string         `json:"event"` // the envelope as it was on the wire
+	Handler          string         `json:"handler"`
+	Attempt          int            `json:"attempt"` // the attempt this retry makes (2 for the first retry)
+	Stream           string         `json:"stream"`  // where the event was delivered from
+	OriginalStreamID string         `json:"originalStreamId"`
+	EventID          string         `json:"eventId"`
+	Type             string         `json:"type"`
+	TenantID         string         `json:"tenantId"`
+	Errors           []AttemptError `json:"errors"`
+}
+
+// handleEntry handles an entry of the main or replay stream.
+func (c *Consumer) handleEntry(stream string, m redis.XMessage, claimed bool) {
+	cfg := c.bus.cfg
+	raw, ok := m.Values["event"].(string)
+	if !ok {
+		c.deadLetterEntry(stream, m, "entry has no event field", entryAsJSON(m))
+		return
+	}
+	ev, err := DecodeEvent([]byte(raw), cfg.MaxEventSize)
+	if err != nil {
+		c.deadLetterEntry(stream, m, err.Error(), raw)
+		return
+	}
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp, _ = rdb.IDTime(m.ID)
+	}
+	subs := c.matching(stream, ev)
+	statusKey := ""
+	done := map[string]bool{}
+	if claimed && len(subs) > 0 {
+		// A redelivery: skip the handlers that already succeeded.
+		if h, err := c.bus.rdb.StatusHash(c.handlerCtx, cfg.Group, ev.ID); err == nil && len(h) > 0 {
+			statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
+			for _, s := range subs {
+				var rec handlerRecord
+				if json.Unmarshal([]byte(h["h:"+s.name]), &rec) == nil && rec.State != "" {
+					done[s.name] = true // succeeded, or its failure is already recorded
+				}
+			}
+		}
+	}
+	var todo []*subscription
+	for _, s := range subs {
+		if !done[s.name] {
+			todo = append(todo, s)
+		}
+	}
+
+	type failure struct {
+		s   *subscription
+		res runResult
+	}
+	var succeeded []*subscription
+	var failures []failure
+	for i, s := range todo {
+		res := c.run(s, ev)
+		if errors.Is(res.err, errShutdown) {
+			return
+		}
+		if res.err != nil {
+			c.failed.Add(1)
+			failures = append(failures, failure{s, res})
+			continue
+		}
+		c.handled.Add(1)
+		succeeded = append(succeeded, s)
+		if i < len(todo)-1 {
+			// More handlers to run: remember this success durably, so a
+			// crash now does not run it again, and tell the group the
+			// entry is in progress.
+			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
+			if c.retryRedis(func(ctx context.Context) error {
+				return c.bus.rdb.MarkHandler(ctx, cfg.Group, ev.ID, s.name, rec, cfg.Retention.Main, stream, cfg.Consumer, m.ID)
+			}) {
+				statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
+			} else {
+				return // shutting down: left pending
+			}
+		}
+	}
+
+	if len(failures) == 0 {
+		c.ack(stream, m.ID, statusKey)
+		return
+	}
+	now := time.Now().UTC()
+	args := rdb.SettleArgs{
+		Stream: stream, Group: cfg.Group, EntryID: m.ID, EventID: ev.ID, EventStreamID: m.ID,
+		Type: ev.Type, Tenant: ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
+		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
+	}
+	for _, s := range succeeded {
+		rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: now})
+		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec})
+	}
+	for _, f := range failures {
+		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
+		data := retryData{Event: raw, Handler: f.s.name, Attempt: 2, Stream: stream, OriginalStreamID: m.ID,
+			EventID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Errors: errs}
+		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
+	}
+	c.settle(args)
+}
+
+// handleRetry handles an entry of the retries stream: one handler, one
+// event.
+func (c *Consumer) handleRetry(stream string, m redis.XMessage) {
+	cfg := c.bus.cfg
+	raw, _ := m.Values["retry"].(string)
+	var data retryData
+	if err := json.Unmarshal([]byte(raw), &data); err != nil || data.Handler == "" || data.Event == "" {
+		c.deadLetterEntry(stream, m, "unreadable retry entry", entryAsJSON(m))
+		return
+	}
+	now := time.Now().UTC()
+	args := rdb.SettleArgs{
+		Stream: stream, Group: cfg.Group, EntryID: m.ID, EventID: data.EventID, EventStreamID: data.OriginalStreamID,
+		Type: data.Type, Tenant: data.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
+		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
+	}
+	s := c.subscription(data.Handler)
+	ev, err := DecodeEvent([]byte(data.Event), 0)
+	switch {
+	case s == nil:
+		err = Permanent(fmt.Errorf("handler %q is not registered in this consumer", data.Handler))
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
+		args.Ops = append(args.Ops, c.dlqOp(data, "handler not registered", true))
+	case err != nil:
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
+		args.Ops = append(args.Ops, c.dlqOp(data, err.Error(), true))
+	default:
+		res := c.run(s, ev)
+		if errors.Is(res.err, errShutdown) {
+			return
+		}
+		if res.err == nil {
+			c.handled.Add(1)
+			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: data.Attempt, UpdatedAt: now})
+			args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec, Flag: true})
+		} else {
+			c.failed.Add(1)
+			data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: res.err.Error(), Stack: res.stack})
+			data.Attempt++
+			args.Ops = append(args.Ops, c.failureOp(s, data, res.err, true))
+		}
+	}
+	c.settle(args)
+}
+
+// failureOp schedules the next attempt of data.Handler, or dead-letters
+// the event when the error is permanent or the retries are spent.
+// data.Attempt is the attempt the retry would make; data.Errors holds
+// every attempt's error so far. fromRetry tells whether an open retry is
+// being resolved or continued.
+func (c *Consumer) failureOp(s *subscription, data retryData, err error, fromRetry bool) rdb.SettleOp {
+	policy := *c.cfg.Retry
+	if s.retry != nil {
+		policy = *s.retry
+	}
+	made := data.Attempt - 1 // attempts made so far
+	if errors.Is(err, ErrPermanent) {
+		return c.dlqOp(data, "permanent failure", fromRetry)
+	}
+	if made > len(policy.Delays) {
+		return c.dlqOp(data, fmt.Sprintf("failed %d attempts", made), fromRetry)
+	}
+	delay := policy.Delays[made-1]
+	if policy.Jitter > 0 {
+		delay += time.Duration((rand.Float64()*2 - 1) * policy.Jitter * float64(delay))
+	}
+	due := time.Now().Add(delay).UTC()
+	last := data.Errors[len(data.Errors)-1]
+	rec, _ := json.Marshal(handlerRecord{State: handlerRetrying, Attempts: made, LastError: last.Message, NextAttemptAt: &due, UpdatedAt: time.Now().UTC()})
+	payload, _ := json.Marshal(data)
+	return rdb.SettleOp{
+		Kind: "retry", Handler: s.name, Record: rec, Due: due,
+		Member: data.Handler + "|" + data.OriginalStreamID + "|" + data.EventID, Data: payload, Flag: !fromRetry,
+	}
+}
+
+// dlqOp dead-letters data's event for its handler.
+func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.SettleOp {
+	now := time.Now().UTC()
+	made := len(data.Errors)
+	last := ""
+	if made > 0 {
+		last = data.Errors[made-1].Message
+	}
+	rec, _ := json.Marshal(handlerRecord{State: handlerDLQ, Attempts: made, LastError: last, UpdatedAt: now})
+	meta, _ := json.Marshal(DeadLetter{
+		EventID: data.EventID, Type: data.Type, TenantID: data.TenantID, Handler: data.Handler,
+		Group: c.bus.cfg.Group, Stream: data.Stream, OriginalStreamID: data.OriginalStreamID,
+		Attempts: made, Errors: data.Errors, MovedAt: now, Reason: reason,
+	})
+	return rdb.SettleOp{Kind: "dlq", Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
+}
+
+// settle records a delivery's outcome, retrying while Redis is away.
+func (c *Consumer) settle(args rdb.SettleArgs) {
+	ok := c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) })
+	if !ok {
+		return
+	}
+	for _, op := range args.Ops {
+		if op.Kind == "dlq" {
+			c.deadLettered.Add(1)
+			c.log.LogAttrs(context.Background(), slog.LevelWarn, "event dead-lettered",
+				slog.String("event_id", args.EventID), slog.String("type", args.Type), slog.String("tenant_id", args.Tenant),
+				slog.String("handler", op.Handler), slog.String("stream_id", args.EventStreamID))
+		}
+	}
+}
+
+// deadLetterEntry moves an entry that is not a valid event to the DLQ.
+func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payload string) {
+	now := time.Now().UTC()
+	meta, _ := json.Marshal(DeadLetter{
+		Group: c.bus.cfg.Group, Stream: stream, OriginalStreamID: m.ID, Attempts: 0,
+		Errors: []AttemptError{{Attempt: 0, At: now, Message: reason}}, MovedAt: now, Reason: reason,
+	})
+	if c.retryRedis(func(ctx context.Context) error {
+		return c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ))
+	}) {
+		c.deadLettered.Add(1)
+		c.log.LogAttrs(context.Background(), slog.LevelWarn, "invalid entry dead-lettered",
+			slog.String("stream_id", m.ID), slog.String("stream", stream), slog.String("reason", reason))
+	}
+}
+
+// ack acknowledges a fully handled entry through the ack coalescer (one
+// round trip acknowledges every entry finished meanwhile), retrying while
+// Redis is away.
+func (c *Consumer) ack(stream, id, statusKey string) {
+	c.retryRedis(func(ctx context.Context) error {
+		req := newCall[ackItem, error](ackItem{stream: stream, id: id, statusKey: statusKey})
+		if err := c.acks.do(ctx, req); err != nil {
+			return err
+		}
+		return req.out
+	})
+}
+
+func (c *Consumer) sendAcks(ctx context.Context, calls []*call[ackItem, error]) {
+	ids := map[string][]string{}
+	var keys []string
+	for _, cl := range calls {
+		ids[cl.in.stream] = append(ids[cl.in.stream], cl.in.id)
+		if cl.in.statusKey != "" {
+			keys = append(keys, cl.in.statusKey)
+		}
+	}
+	err := c.bus.rdb.Ack(ctx, c.bus.cfg.Group, ids, keys)
+	for _, cl := range calls {
+		cl.out = err
+		close(cl.done)
+	}
+}
+
+// retryRedis runs op until it succeeds, backing off while Redis is
+// unreachable. It gives up (false) when the shutdown deadline passes: the
+// entry then stays pending and is claimed later.
+func (c *Consumer) retryRedis(op func(ctx context.Context) error) bool {
+	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
+	for {
+		err := op(c.handlerCtx)
+		if err == nil {
+			return true
+		}
+		if c.handlerCtx.Err() != nil {
+			return false
+		}
+		c.log.LogAttrs(context.Background(), slog.LevelWarn, "recording outcome failed, retrying", slog.String("error", err.Error()))
+		if !bo.Sleep(c.handlerCtx.Done()) {
+			return false
+		}
+	}
+}
+
+// matching returns the subscriptions for ev in priority order. Replayed
+// copies go only to the handlers the replay targets.
+func (c *Consumer) matching(stream string, ev Event) []*subscription {
+	var out []*subscription
+	for _, s := range c.subs {
+		if !s.matches(ev.Type, ev.TenantID) {
+			continue
+		}
+		if stream == c.bus.rdb.Keys().Replay() && ev.Replay != nil && len(ev.Replay.Handlers) > 0 &&
+			!slices.Contains(ev.Replay.Handlers, s.name) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (c *Consumer) subscription(name string) *subscription {
+	for _, s := range c.subs {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// entryAsJSON renders an entry's fields for the DLQ when it has no usable
+// event field.
+func entryAsJSON(m redis.XMessage) string {
+	b, _ := json.Marshal(m.Values)
+	return string(b)
+}

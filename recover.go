@@ -1,0 +1,105 @@
+package eventbus
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// claimLoop claims entries left pending by dead consumers (longer than
+// ClaimIdle) every ClaimInterval, acknowledges pending entries whose body
+// is gone, and removes dead consumers once they hold nothing.
+func (c *Consumer) claimLoop(ctx context.Context, inflight *sync.WaitGroup) {
+	t := time.NewTicker(c.cfg.ClaimInterval)
+	defer t.Stop()
+	for {
+		c.claimOnce(ctx, inflight)
+		c.removeDeadConsumers(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) {
+	cfg := c.bus.cfg
+	for _, stream := range c.streams() {
+		cursor := "0-0"
+		for ctx.Err() == nil {
+			res, err := c.bus.rdb.AutoClaim(ctx, stream, cfg.Group, cfg.Consumer, c.cfg.ClaimIdle, cursor, cfg.BatchSize)
+			if err != nil {
+				if ctx.Err() == nil && !rdb.IsNoGroup(err) {
+					c.log.LogAttrs(ctx, slog.LevelWarn, "claim failed", slog.String("stream", stream), slog.String("error", err.Error()))
+				}
+				break
+			}
+			if len(res.Deleted) > 0 {
+				// Trimmed or deleted while pending: nothing to deliver.
+				// Redis 7 already dropped them from the pending list.
+				_ = c.bus.rdb.AckDeleted(ctx, stream, cfg.Group, res.Deleted)
+				c.deleted.Add(int64(len(res.Deleted)))
+				c.log.LogAttrs(ctx, slog.LevelWarn, "pending entries no longer exist; acknowledged",
+					slog.String("stream", stream), slog.Int("count", len(res.Deleted)))
+			}
+			for _, m := range res.Messages {
+				c.claimed.Add(1)
+				c.log.LogAttrs(ctx, slog.LevelInfo, "claimed pending entry", slog.String("stream", stream), slog.String("stream_id", m.ID))
+				c.dispatch(ctx, inflight, stream, m, true)
+			}
+			if res.Next == "0-0" || res.Next == "" {
+				break
+			}
+			cursor = res.Next
+		}
+	}
+}
+
+// removeDeadConsumers deletes consumers of the group that have been idle
+// longer than DeadConsumerIdle, only when they hold no pending entry.
+func (c *Consumer) removeDeadConsumers(ctx context.Context) {
+	cfg := c.bus.cfg
+	consumers, err := c.bus.rdb.Consumers(ctx, c.bus.rdb.Keys().Main(), cfg.Group)
+	if err != nil {
+		return
+	}
+	for _, cs := range consumers {
+		if cs.Name == cfg.Consumer || cs.Idle < c.cfg.DeadConsumerIdle {
+			continue
+		}
+		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.groupStreams(), cfg.Group, cs.Name)
+		if err == nil && removed {
+			c.log.LogAttrs(ctx, slog.LevelInfo, "removed dead consumer", slog.String("consumer", cs.Name), slog.Duration("idle", cs.Idle))
+		}
+	}
+}
+
+// retryLoop forwards due retries to the retries stream every
+// RetryPollInterval.
+func (c *Consumer) retryLoop(ctx context.Context) {
+	const limit = 100
+	cfg := c.bus.cfg
+	t := time.NewTicker(c.cfg.RetryPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			now := time.Now()
+			n, err := c.bus.rdb.ForwardDueRetries(ctx, cfg.Group, now, limit, rdb.MinIDFor(now, cfg.Retention.Main))
+			if err != nil {
+				break // Redis away: the next tick tries again
+			}
+			if n < limit {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package eventbus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// Event states (SPEC §4).
+const (
+	StatePending    = "PENDING"    // published, not yet delivered to the group
+	StateProcessing = "PROCESSING" // delivered, handlers running
+	StateCompleted  = "COMPLETED"  // every matching handler succeeded
+	StateFailed     = "FAILED"     // a handler failed; its retry is scheduled
+	StateDLQ        = "DLQ"        // a handler's failures sent the event to the DLQ
+)
+
+// ErrNotFound is returned when an event (or another record) is not known.
+var ErrNotFound = errors.New("eventbus: not found")
+
+// statusSearchWindow bounds the stream range searched for an event id
+// whose status hash is gone: ULIDs carry their creation time, and the
+// entry is written right after.
+const (
+	statusSearchBefore = 2 * time.Second
+	statusSearchAfter  = 30 * time.Second
+	statusSearchMax    = 5000
+)
+
+// EventStatus is the state of one event in the bus's group.
+type EventStatus struct {
+	EventID       string          `json:"eventId"`
+	State         string          `json:"state"`
+	StreamID      string          `json:"streamId,omitempty"`
+	Type          string          `json:"type,omitempty"`
+	TenantID      string          `json:"tenantId,omitempty"`
+	Attempts      int             `json:"attempts"`
+	LastError     string          `json:"lastError,omitempty"`
+	NextAttemptAt *time.Time      `json:"nextAttemptAt,omitempty"`
+	Handlers      []HandlerStatus `json:"handlers"`
+}
+
+// HandlerStatus is one handler's outcome for an event.
+type HandlerStatus struct {
+	Name          string     `json:"name"`
+	State         string     `json:"state"` // succeeded, retrying, dlq
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"lastError,omitempty"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+}
+
+// Status reports the state of an event in the bus's group, without
+// scanning a stream:
+//
+//   - Events with a failure (and multi-handler events in flight) have a
+//     status hash, written in the same atomic steps as the acks: it gives
+//     the outcome per handler, attempts, last error and next attempt.
+//   - Otherwise the entry is located through the idempotency record
+//     (caller-supplied ids) or the time in its ULID (a bounded range of
+//     the stream), and the group's pending list and last delivered id tell
+//     PENDING, PROCESSING or COMPLETED.
+//
+// A completed event without failures leaves no key behind. ErrNotFound
+// when the event cannot be located (unknown id, or a caller-supplied id
+// older than the idempotency window).
+func (b *Bus) Status(ctx context.Context, eventID string) (EventStatus, error) {
+	st := EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}
+	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, eventID)
+	if err != nil {
+		return st, wrapOp("status", err)
+	}
+	if len(h) > 0 {
+		st.StreamID, st.Type, st.TenantID = h["stream"], h["type"], h["tenant"]
+		for k, v := range h {
+			name, ok := strings.CutPrefix(k, "h:")
+			if !ok {
+				continue
+			}
+			var rec handlerRecord
+			if json.Unmarshal([]byte(v), &rec) != nil {
+				continue
+			}
+			st.Handlers = append(st.Handlers, HandlerStatus{Name: name, State: rec.State, Attempts: rec.Attempts,
+				LastError: rec.LastError, NextAttemptAt: rec.NextAttemptAt, UpdatedAt: rec.UpdatedAt})
+		}
+		sort.Slice(st.Handlers, func(i, j int) bool { return st.Handlers[i].Name < st.Handlers[j].Name })
+		b.summarise(&st)
+		if st.State != "" {
+			return st, nil
+		}
+		// Only successes recorded: the event is in flight or done.
+	}
+	if st.StreamID == "" {
+		if st.StreamID, err = b.locate(ctx, eventID); err != nil {
+			return st, err
+		}
+	}
+	main := b.rdb.Keys().Main()
+	pending, err := b.rdb.IsPending(ctx, main, b.cfg.Group, st.StreamID)
+	if err != nil {
+		return st, wrapOp("status", err)
+	}
+	last, err := b.rdb.LastDelivered(ctx, main, b.cfg.Group)
+	if err != nil {
+		return st, wrapOp("status", err)
+	}
+	switch {
+	case pending:
+		st.State = StateProcessing
+	case rdb.CompareIDs(st.StreamID, last) > 0:
+		st.State = StatePending
+	default:
+		st.State = StateCompleted
+	}
+	return st, nil
+}
+
+// summarise derives the event's state from its handlers: DLQ if any
+// handler was dead-lettered, FAILED if any retry is scheduled; "" when
+// every recorded handler succeeded (the entry decides).
+func (b *Bus) summarise(st *EventStatus) {
+	var lastAt time.Time
+	for _, hs := range st.Handlers {
+		st.Attempts = max(st.Attempts, hs.Attempts)
+		if hs.LastError != "" && hs.UpdatedAt.After(lastAt) {
+			st.LastError, lastAt = hs.LastError, hs.UpdatedAt
+		}
+		if hs.NextAttemptAt != nil && (st.NextAttemptAt == nil || hs.NextAttemptAt.Before(*st.NextAttemptAt)) {
+			st.NextAttemptAt = hs.NextAttemptAt
+		}
+		switch hs.State {
+		case handlerDLQ:
+			st.State = StateDLQ
+		case handlerRetrying:
+			if st.State != StateDLQ {
+				st.State = StateFailed
+			}
+		}
+	}
+}
+
+// locate finds the main-stream id of an event without a status hash.
+func (b *Bus) locate(ctx context.Context, eventID string) (string, error) {
+	id, err := b.rdb.IdempotentStreamID(ctx, eventID)
+	if err != nil {
+		return "", wrapOp("status", err)
+	}
+	if id != "" {
+		return id, nil
+	}
+	u, err := ulid.ParseStrict(eventID)
+	if err != nil {
+		return "", ErrNotFound
+	}
+	t := ulid.Time(u.Time())
+	needle, _ := json.Marshal(eventID)
+	needle = append([]byte(`"id":`), needle...)
+	start := rdb.MinIDFor(t.Add(-statusSearchBefore), 0)
+	end := strconv.FormatInt(t.Add(statusSearchAfter).UnixMilli(), 10)
+	for seen := 0; seen < statusSearchMax; {
+		msgs, err := b.rdb.Range(ctx, b.rdb.Keys().Main(), start, end, 500)
+		if err != nil {
+			return "", wrapOp("status", err)
+		}
+		for _, m := range msgs {
+			if s, ok := m.Values["event"].(string); ok && bytes.Contains([]byte(s), needle) {
+				return m.ID, nil
+			}
+		}
+		if len(msgs) < 500 {
+			break
+		}
+		seen += len(msgs)
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+	return "", ErrNotFound
+}
