@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hyvve/eventbus/internal/backoff"
 	"github.com/hyvve/eventbus/internal/rdb"
 )
 
@@ -13,30 +14,39 @@ import (
 // ClaimIdle) every ClaimInterval, acknowledges pending entries whose body
 // is gone, and removes dead consumers once they hold nothing.
 func (c *Consumer) claimLoop(ctx context.Context, inflight *sync.WaitGroup) {
-	t := time.NewTicker(c.cfg.ClaimInterval)
-	defer t.Stop()
+	bo := backoff.Backoff{Min: c.cfg.ClaimInterval, Max: maxReadBackoff}
 	for {
-		c.claimOnce(ctx, inflight)
-		c.removeDeadConsumers(ctx)
+		wait := c.cfg.ClaimInterval
+		if err := c.claimOnce(ctx, inflight); err != nil {
+			wait = bo.Next() // Redis away: back off
+		} else {
+			bo.Reset()
+			c.removeDeadConsumers(ctx)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) {
+func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) error {
 	cfg := c.bus.cfg
 	for _, stream := range c.streams() {
 		cursor := "0-0"
 		for ctx.Err() == nil {
 			res, err := c.bus.rdb.AutoClaim(ctx, stream, cfg.Group, cfg.Consumer, c.cfg.ClaimIdle, cursor, cfg.BatchSize)
 			if err != nil {
-				if ctx.Err() == nil && !rdb.IsNoGroup(err) {
+				if rdb.IsNoGroup(err) {
+					break // set-up is under way
+				}
+				if ctx.Err() == nil {
 					c.log.LogAttrs(ctx, slog.LevelWarn, "claim failed", slog.String("stream", stream), slog.String("error", err.Error()))
 				}
-				break
+				return err
 			}
 			if len(res.Deleted) > 0 {
 				// Trimmed or deleted while pending: nothing to deliver.
@@ -57,6 +67,7 @@ func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) {
 			cursor = res.Next
 		}
 	}
+	return nil
 }
 
 // removeDeadConsumers deletes consumers of the group that have been idle
@@ -83,20 +94,25 @@ func (c *Consumer) removeDeadConsumers(ctx context.Context) {
 func (c *Consumer) retryLoop(ctx context.Context) {
 	const limit = 100
 	cfg := c.bus.cfg
-	t := time.NewTicker(c.cfg.RetryPollInterval)
-	defer t.Stop()
+	bo := backoff.Backoff{Min: c.cfg.RetryPollInterval, Max: maxReadBackoff}
+	wait := c.cfg.RetryPollInterval
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
+		wait = c.cfg.RetryPollInterval
 		for ctx.Err() == nil {
 			now := time.Now()
 			n, err := c.bus.rdb.ForwardDueRetries(ctx, cfg.Group, now, limit, rdb.MinIDFor(now, cfg.Retention.Main))
 			if err != nil {
-				break // Redis away: the next tick tries again
+				wait = bo.Next() // Redis away: back off
+				break
 			}
+			bo.Reset()
 			if n < limit {
 				break
 			}

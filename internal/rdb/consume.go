@@ -310,4 +310,3 @@ func (r *RDB) IdempotentStreamID(ctx context.Context, eventID string) (string, e
 	}
 	return v, nil
 }
-

@@ -51,9 +51,10 @@ return out
 // open  ARGV[4] status TTL ms once resolved  ARGV[5] DLQ MINID (exact)
 // ARGV[6] meta: event stream id  ARGV[7] meta: type  ARGV[8] meta: tenant
 // then per operation 7 slots: kind, handler, handler JSON, a, b, c, flag
-//   kind 'done':  flag '1' when it resolves an open retry
-//   kind 'retry': a due ms, b member, c data; flag '1' when it opens one
-//   kind 'dlq':   a payload, b meta JSON; flag '1' when it resolves one
+//
+//	kind 'done':  flag '1' when it resolves an open retry
+//	kind 'retry': a due ms, b member, c data; flag '1' when it opens one
+//	kind 'dlq':   a payload, b meta JSON; flag '1' when it resolves one
 var settle = redis.NewScript(`
 local status = KEYS[2]
 redis.call('HSET', status, 'stream', ARGV[6], 'type', ARGV[7], 'tenant', ARGV[8])
