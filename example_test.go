@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -81,4 +82,47 @@ func ExampleBus_PublishBatch() {
 	}
 	fmt.Println(len(res), res[0].StreamID < res[1].StreamID)
 	// Output: 2 true
+}
+
+func ExampleConsumer() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := exampleRedis()
+	defer client.Close()
+	defer redistest.DeletePrefix(context.Background(), client, "example-consume")
+
+	bus, err := eventbus.New(eventbus.Config{Redis: client, Prefix: "example-consume", Block: 100 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	if err := bus.SetUp(ctx); err != nil {
+		panic(err)
+	}
+	consumer, err := bus.NewConsumer(eventbus.ConsumerConfig{})
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan string, 1)
+	// Every approval event, any depth below "approval".
+	err = consumer.Handle("notify-approver", "approval.*", eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
+		var data struct {
+			ItemID string `json:"itemId"`
+		}
+		if err := ev.Bind(&data); err != nil {
+			return eventbus.Permanent(err) // retrying cannot fix bad data: straight to the DLQ
+		}
+		done <- ev.Type + " " + data.ItemID
+		return nil // a returned error would schedule a retry of this handler alone
+	}), eventbus.Priority(10))
+	if err != nil {
+		panic(err)
+	}
+	go consumer.Run(ctx)
+
+	ev, _ := eventbus.NewEvent("approval.item.approved", "tenant-1", "user-1", map[string]string{"itemId": "item-7"})
+	if _, err := bus.Publish(ctx, ev); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-done)
+	// Output: approval.item.approved item-7
 }
