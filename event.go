@@ -289,10 +289,7 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 	if len(ev.Data) == 0 {
 		ev.Data = json.RawMessage("{}")
 	}
-	payload, err = json.Marshal(ev)
-	if err != nil {
-		return nil, false, &ValidationError{Index: -1, Field: "event", Reason: err.Error()}
-	}
+	payload = appendEnvelope(make([]byte, 0, 256+len(ev.Data)), ev)
 	if len(payload) > maxSize {
 		return nil, false, &ValidationError{Index: -1, Field: "event",
 			Reason: fmt.Sprintf("%d bytes encoded, over the limit of %d", len(payload), maxSize), large: true}

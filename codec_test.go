@@ -1,0 +1,58 @@
+package eventbus
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// FuzzAppendString: the hand-written string encoder produces valid JSON
+// that decodes to what encoding/json's encoding decodes to.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "ctl\x00\x1f\n\r\t", "é ü 日本", "\xff\xfe bad", "\u2028\u2029", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ours := appendString(nil, s)
+		if !json.Valid(ours) {
+			t.Fatalf("invalid JSON %q for %q", ours, s)
+		}
+		std, _ := json.Marshal(s)
+		var a, b string
+		if err := json.Unmarshal(ours, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(std, &b); err != nil {
+			t.Fatal(err)
+		}
+		if a != b {
+			t.Fatalf("%q decodes to %q, encoding/json's to %q", s, a, b)
+		}
+	})
+}
+
+func TestAppendEnvelopeMatchesMarshalJSON(t *testing.T) {
+	ev := Event{
+		ID: "id-\"1", Type: "a.b.c", Source: "src\n", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
+		CorrelationID: "corr", TenantID: "t\u00e9", UserID: "u\x01", Version: "1.0",
+		Data:   json.RawMessage(`{"k": [1, 2, {"x": null}]}`),
+		Replay: &ReplayInfo{JobID: "j", OriginalStreamID: "1-0", Handlers: []string{"h1", "h2"}},
+	}
+	for _, e := range []Event{ev, {ID: "x", Type: "a.b", TenantID: "t", UserID: "u", Timestamp: time.Now()}} {
+		ours := appendEnvelope(nil, &e)
+		std, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b map[string]any
+		if err := json.Unmarshal(ours, &a); err != nil {
+			t.Fatalf("%s: %v", ours, err)
+		}
+		json.Unmarshal(std, &b)
+		aj, _ := json.Marshal(a)
+		bj, _ := json.Marshal(b)
+		if string(aj) != string(bj) {
+			t.Errorf("envelope differs:\n ours %s\n std  %s", aj, bj)
+		}
+	}
+}
