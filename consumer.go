@@ -81,12 +81,20 @@ type Consumer struct {
 	running bool
 
 	acks *coalescer[ackItem, error]
-	sem  chan struct{}
+	sem  chan struct{} // one token per event in flight
+	work chan job      // events for the worker goroutines
 	// handlerCtx is cancelled when the shutdown deadline passes.
 	handlerCtx  context.Context
 	stopHandler context.CancelFunc
 
 	handled, failed, deadLettered, claimed, deleted atomic.Int64
+}
+
+// job is one entry for a worker.
+type job struct {
+	stream  string
+	msg     redis.XMessage
+	claimed bool
 }
 
 type ackItem struct {
@@ -133,7 +141,7 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err := cfg.Retry.validate(); err != nil {
 		return nil, bad("Retry", cfg.Retry.Delays, err.Error())
 	}
-	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency)}
+	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job)}
 	c.acks = &coalescer[ackItem, error]{maxLeaders: 2, maxBatch: 512, send: c.sendAcks}
 	return c, nil
 }
@@ -221,16 +229,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.WithoutCancel(ctx))
 	defer c.stopHandler()
 
-	var inflight sync.WaitGroup
+	// Long-lived workers handle the entries: their stacks grow once, not
+	// once per event.
+	var workers sync.WaitGroup
+	for range c.cfg.Concurrency {
+		workers.Go(func() {
+			for j := range c.work {
+				c.process(j)
+				<-c.sem
+			}
+		})
+	}
 	var loops sync.WaitGroup
-	loops.Go(func() { c.readLoop(ctx, &inflight) })
-	loops.Go(func() { c.claimLoop(ctx, &inflight) })
+	loops.Go(func() { c.readLoop(ctx) })
+	loops.Go(func() { c.claimLoop(ctx) })
 	loops.Go(func() { c.retryLoop(ctx) })
 	loops.Wait()
+	close(c.work)
 
 	// Stopped reading: give in-flight handlers their deadline.
 	done := make(chan struct{})
-	go func() { inflight.Wait(); close(done) }()
+	go func() { workers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(c.cfg.ShutdownTimeout):
@@ -247,7 +266,7 @@ func (c *Consumer) streams() []string {
 }
 
 // readLoop reads new entries while there is capacity.
-func (c *Consumer) readLoop(ctx context.Context, inflight *sync.WaitGroup) {
+func (c *Consumer) readLoop(ctx context.Context) {
 	cfg := c.bus.cfg
 	streams := c.streams()
 	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadBackoff}
@@ -277,27 +296,28 @@ func (c *Consumer) readLoop(ctx context.Context, inflight *sync.WaitGroup) {
 		bo.Reset()
 		for _, s := range res {
 			for _, m := range s.Messages {
-				c.dispatch(ctx, inflight, s.Stream, m, false)
+				c.dispatch(ctx, s.Stream, m, false)
 			}
 		}
 	}
 }
 
-// dispatch handles one entry in its own goroutine once a slot is free.
-func (c *Consumer) dispatch(ctx context.Context, inflight *sync.WaitGroup, stream string, m redis.XMessage, claimed bool) {
+// dispatch hands one entry to a worker once a slot is free.
+func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage, claimed bool) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return // left pending: claimed later by a live consumer
 	}
-	inflight.Go(func() {
-		defer func() { <-c.sem }()
-		if stream == c.bus.rdb.Keys().Retries(c.bus.cfg.Group) {
-			c.handleRetry(stream, m)
-		} else {
-			c.handleEntry(stream, m, claimed)
-		}
-	})
+	c.work <- job{stream: stream, msg: m, claimed: claimed} // a worker is free: the token says so
+}
+
+func (c *Consumer) process(j job) {
+	if j.stream == c.bus.rdb.Keys().Retries(c.bus.cfg.Group) {
+		c.handleRetry(j.stream, j.msg)
+	} else {
+		c.handleEntry(j.stream, j.msg, j.claimed)
+	}
 }
 
 // errShutdown marks a handler run cut short by the shutdown deadline: the

@@ -3,7 +3,6 @@ package eventbus
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/hyvve/eventbus/internal/backoff"
@@ -13,11 +12,11 @@ import (
 // claimLoop claims entries left pending by dead consumers (longer than
 // ClaimIdle) every ClaimInterval, acknowledges pending entries whose body
 // is gone, and removes dead consumers once they hold nothing.
-func (c *Consumer) claimLoop(ctx context.Context, inflight *sync.WaitGroup) {
+func (c *Consumer) claimLoop(ctx context.Context) {
 	bo := backoff.Backoff{Min: c.cfg.ClaimInterval, Max: maxReadBackoff}
 	for {
 		wait := c.cfg.ClaimInterval
-		if err := c.claimOnce(ctx, inflight); err != nil {
+		if err := c.claimOnce(ctx); err != nil {
 			wait = bo.Next() // Redis away: back off
 		} else {
 			bo.Reset()
@@ -33,7 +32,7 @@ func (c *Consumer) claimLoop(ctx context.Context, inflight *sync.WaitGroup) {
 	}
 }
 
-func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) error {
+func (c *Consumer) claimOnce(ctx context.Context) error {
 	cfg := c.bus.cfg
 	for _, stream := range c.streams() {
 		cursor := "0-0"
@@ -59,7 +58,7 @@ func (c *Consumer) claimOnce(ctx context.Context, inflight *sync.WaitGroup) erro
 			for _, m := range res.Messages {
 				c.claimed.Add(1)
 				c.log.LogAttrs(ctx, slog.LevelInfo, "claimed pending entry", slog.String("stream", stream), slog.String("stream_id", m.ID))
-				c.dispatch(ctx, inflight, stream, m, true)
+				c.dispatch(ctx, stream, m, true)
 			}
 			if res.Next == "0-0" || res.Next == "" {
 				break
