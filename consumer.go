@@ -80,7 +80,10 @@ type Consumer struct {
 	mws     []Middleware
 	running bool
 
-	acks *coalescer[ackItem, error]
+	// The group's stream names, built once.
+	mainStream, replayStream, retryStream string
+
+	acks *acker
 	sem  chan struct{} // one token per event in flight
 	work chan job      // events for the worker goroutines
 	// handlerCtx is cancelled when the shutdown deadline passes.
@@ -141,8 +144,10 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err := cfg.Retry.validate(); err != nil {
 		return nil, bad("Retry", cfg.Retry.Delays, err.Error())
 	}
-	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job)}
-	c.acks = &coalescer[ackItem, error]{maxLeaders: 2, maxBatch: 512, send: c.sendAcks}
+	k := b.rdb.Keys()
+	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job),
+		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
+	c.acks = newAcker(c)
 	return c, nil
 }
 
@@ -229,6 +234,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.WithoutCancel(ctx))
 	defer c.stopHandler()
 
+	stopAcks := make(chan struct{})
+	ackDone := make(chan struct{})
+	go func() { defer close(ackDone); c.acks.run(stopAcks) }()
+
 	// Long-lived workers handle the entries: their stacks grow once, not
 	// once per event.
 	var workers sync.WaitGroup
@@ -257,12 +266,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.stopHandler()
 		<-done
 	}
+	// Flush the last acknowledgements.
+	close(stopAcks)
+	<-ackDone
 	return nil
 }
 
 func (c *Consumer) streams() []string {
-	k := c.bus.rdb.Keys()
-	return []string{k.Main(), k.Replay(), k.Retries(c.bus.cfg.Group)}
+	return []string{c.mainStream, c.replayStream, c.retryStream}
 }
 
 // readLoop reads new entries while there is capacity.
@@ -313,7 +324,7 @@ func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage
 }
 
 func (c *Consumer) process(j job) {
-	if j.stream == c.bus.rdb.Keys().Retries(c.bus.cfg.Group) {
+	if j.stream == c.retryStream {
 		c.handleRetry(j.stream, j.msg)
 	} else {
 		c.handleEntry(j.stream, j.msg, j.claimed)
@@ -604,33 +615,9 @@ func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payl
 	}
 }
 
-// ack acknowledges a fully handled entry through the ack coalescer (one
-// round trip acknowledges every entry finished meanwhile), retrying while
-// Redis is away.
+// ack queues the acknowledgement of a fully handled entry.
 func (c *Consumer) ack(stream, id, statusKey string) {
-	c.retryRedis(func(ctx context.Context) error {
-		req := newCall[ackItem, error](ackItem{stream: stream, id: id, statusKey: statusKey})
-		if err := c.acks.do(ctx, req); err != nil {
-			return err
-		}
-		return req.out
-	})
-}
-
-func (c *Consumer) sendAcks(ctx context.Context, calls []*call[ackItem, error]) {
-	ids := map[string][]string{}
-	var keys []string
-	for _, cl := range calls {
-		ids[cl.in.stream] = append(ids[cl.in.stream], cl.in.id)
-		if cl.in.statusKey != "" {
-			keys = append(keys, cl.in.statusKey)
-		}
-	}
-	err := c.bus.rdb.Ack(ctx, c.bus.cfg.Group, ids, keys)
-	for _, cl := range calls {
-		cl.out = err
-		close(cl.done)
-	}
+	c.acks.add(ackItem{stream: stream, id: id, statusKey: statusKey})
 }
 
 // retryRedis runs op until it succeeds, backing off while Redis is
@@ -661,7 +648,7 @@ func (c *Consumer) matching(stream string, ev Event) []*subscription {
 		if !s.matches(ev.Type, ev.TenantID) {
 			continue
 		}
-		if stream == c.bus.rdb.Keys().Replay() && ev.Replay != nil && len(ev.Replay.Handlers) > 0 &&
+		if stream == c.replayStream && ev.Replay != nil && len(ev.Replay.Handlers) > 0 &&
 			!slices.Contains(ev.Replay.Handlers, s.name) {
 			continue
 		}

@@ -30,8 +30,16 @@ func (r *RDB) ReadGroup(ctx context.Context, group, consumer string, streams []s
 }
 
 // Ack acknowledges entries (stream -> ids) and deletes the status keys in
-// one MULTI/EXEC round trip.
+// one round trip: a single XACK when that is all, else MULTI/EXEC.
 func (r *RDB) Ack(ctx context.Context, group string, ids map[string][]string, statusKeys []string) error {
+	if len(ids) == 1 && len(statusKeys) == 0 {
+		for stream, list := range ids {
+			if err := r.c.XAck(ctx, stream, group, list...).Err(); err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+		}
+		return nil
+	}
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for stream, list := range ids {
 			p.XAck(ctx, stream, group, list...)

@@ -1,0 +1,99 @@
+package eventbus
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hyvve/eventbus/internal/backoff"
+)
+
+// maxAckBatch caps one XACK.
+const maxAckBatch = 1000
+
+// acker acknowledges fully handled entries in batches. Workers add entries
+// and go on at once; the flush loop sends everything added meanwhile in
+// one round trip (XACK, or MULTI/EXEC when status hashes go too), and
+// retries while Redis is away. An entry whose ack is lost (crash before
+// the flush) stays pending and is redelivered: at least once.
+type acker struct {
+	c *Consumer
+
+	mu      sync.Mutex
+	pending []ackItem
+	wake    chan struct{} // capacity 1
+}
+
+func newAcker(c *Consumer) *acker { return &acker{c: c, wake: make(chan struct{}, 1)} }
+
+// add queues an acknowledgement. It never blocks.
+func (a *acker) add(it ackItem) {
+	a.mu.Lock()
+	a.pending = append(a.pending, it)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finalFlushTimeout bounds the last flush at shutdown.
+const finalFlushTimeout = 5 * time.Second
+
+// run flushes until stop is closed, then flushes what is left for at most
+// finalFlushTimeout.
+func (a *acker) run(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		time.AfterFunc(finalFlushTimeout, cancel)
+	}()
+	for {
+		select {
+		case <-a.wake:
+			a.flush(ctx)
+		case <-stop:
+			a.flush(ctx)
+			return
+		}
+	}
+}
+
+// flush sends every queued ack, retrying with backoff while Redis is
+// away, until the queue is empty or ctx ends.
+func (a *acker) flush(ctx context.Context) {
+	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
+	for {
+		a.mu.Lock()
+		n := min(len(a.pending), maxAckBatch)
+		batch := a.pending[:n:n]
+		a.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		ids := map[string][]string{}
+		var keys []string
+		for _, it := range batch {
+			ids[it.stream] = append(ids[it.stream], it.id)
+			if it.statusKey != "" {
+				keys = append(keys, it.statusKey)
+			}
+		}
+		if err := a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, ids, keys); err != nil {
+			if ctx.Err() != nil {
+				return // shutting down: unacknowledged entries stay pending
+			}
+			a.c.log.LogAttrs(ctx, slog.LevelWarn, "ack failed, retrying", slog.Int("entries", n), slog.String("error", err.Error()))
+			if !bo.Sleep(ctx.Done()) {
+				return
+			}
+			continue
+		}
+		bo.Reset()
+		a.mu.Lock()
+		a.pending = a.pending[n:]
+		a.mu.Unlock()
+	}
+}
