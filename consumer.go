@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,6 +85,10 @@ type Consumer struct {
 	acks *acker
 	sem  chan struct{} // one token per event in flight
 	work chan job      // events for the worker goroutines
+
+	workers   sync.WaitGroup // live (not abandoned) workers
+	wmu       sync.Mutex
+	workerSet map[*worker]struct{}
 	// handlerCtx is cancelled when the shutdown deadline passes.
 	handlerCtx  context.Context
 	stopHandler context.CancelFunc
@@ -146,6 +149,7 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	k := b.rdb.Keys()
 	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job),
+		workerSet: map[*worker]struct{}{},
 		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
 	c.acks = newAcker(c)
 	return c, nil
@@ -238,17 +242,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	ackDone := make(chan struct{})
 	go func() { defer close(ackDone); c.acks.run(stopAcks) }()
 
-	// Long-lived workers handle the entries: their stacks grow once, not
-	// once per event.
-	var workers sync.WaitGroup
+	// Long-lived workers handle the entries (their stacks grow once, not
+	// once per event); handlers run on them, watched for overruns.
 	for range c.cfg.Concurrency {
-		workers.Go(func() {
-			for j := range c.work {
-				c.process(j)
-				<-c.sem
-			}
-		})
+		c.startWorker(nil, nil, runResult{})
 	}
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); c.watchdog(stopWatch) }()
 	var loops sync.WaitGroup
 	loops.Go(func() { c.readLoop(ctx) })
 	loops.Go(func() { c.claimLoop(ctx) })
@@ -258,14 +259,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	// Stopped reading: give in-flight handlers their deadline.
 	done := make(chan struct{})
-	go func() { workers.Wait(); close(done) }()
+	go func() { c.workers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(c.cfg.ShutdownTimeout):
 		c.log.LogAttrs(context.Background(), slog.LevelWarn, "shutdown deadline passed; unfinished entries stay pending for other consumers")
-		c.stopHandler()
+		c.stopHandler() // the watchdog abandons handlers that ignore it
 		<-done
 	}
+	close(stopWatch)
+	<-watchDone
 	// Flush the last acknowledgements.
 	close(stopAcks)
 	<-ackDone
@@ -323,50 +326,6 @@ func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage
 	c.work <- job{stream: stream, msg: m, claimed: claimed} // a worker is free: the token says so
 }
 
-func (c *Consumer) process(j job) {
-	if j.stream == c.retryStream {
-		c.handleRetry(j.stream, j.msg)
-	} else {
-		c.handleEntry(j.stream, j.msg, j.claimed)
-	}
-}
-
-// errShutdown marks a handler run cut short by the shutdown deadline: the
-// entry stays pending, nothing is recorded.
-var errShutdown = errors.New("eventbus: consumer shutting down")
-
-type runResult struct {
-	err   error
-	stack string
-}
-
-// run runs one handler with its timeout, turning a panic or a timeout
-// into a failure.
-func (c *Consumer) run(s *subscription, ev Event) runResult {
-	ctx, cancel := context.WithTimeout(c.handlerCtx, s.timeout)
-	defer cancel()
-	done := make(chan runResult, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- runResult{err: fmt.Errorf("panic: %v", r), stack: string(debug.Stack())}
-			}
-		}()
-		done <- runResult{err: s.handler.Handle(ctx, ev)}
-	}()
-	select {
-	case r := <-done:
-		return r
-	case <-ctx.Done():
-		if c.handlerCtx.Err() != nil {
-			return runResult{err: errShutdown}
-		}
-		// The handler ignores its context: it is abandoned; its result,
-		// if it ever returns, is dropped.
-		return runResult{err: fmt.Errorf("handler %s timed out after %v", s.name, s.timeout)}
-	}
-}
-
 // handlerRecord is one handler's outcome in the status hash.
 type handlerRecord struct {
 	State         string     `json:"state"` // succeeded, retrying, dlq
@@ -394,145 +353,6 @@ type retryData struct {
 	Type             string         `json:"type"`
 	TenantID         string         `json:"tenantId"`
 	Errors           []AttemptError `json:"errors"`
-}
-
-// handleEntry handles an entry of the main or replay stream.
-func (c *Consumer) handleEntry(stream string, m redis.XMessage, claimed bool) {
-	cfg := c.bus.cfg
-	raw, ok := m.Values["event"].(string)
-	if !ok {
-		c.deadLetterEntry(stream, m, "entry has no event field", entryAsJSON(m))
-		return
-	}
-	ev, err := DecodeEvent([]byte(raw), cfg.MaxEventSize)
-	if err != nil {
-		c.deadLetterEntry(stream, m, err.Error(), raw)
-		return
-	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp, _ = rdb.IDTime(m.ID)
-	}
-	subs := c.matching(stream, ev)
-	statusKey := ""
-	done := map[string]bool{}
-	if claimed && len(subs) > 0 {
-		// A redelivery: skip the handlers that already succeeded.
-		if h, err := c.bus.rdb.StatusHash(c.handlerCtx, cfg.Group, ev.ID); err == nil && len(h) > 0 {
-			statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
-			for _, s := range subs {
-				var rec handlerRecord
-				if json.Unmarshal([]byte(h["h:"+s.name]), &rec) == nil && rec.State != "" {
-					done[s.name] = true // succeeded, or its failure is already recorded
-				}
-			}
-		}
-	}
-	var todo []*subscription
-	for _, s := range subs {
-		if !done[s.name] {
-			todo = append(todo, s)
-		}
-	}
-
-	type failure struct {
-		s   *subscription
-		res runResult
-	}
-	var succeeded []*subscription
-	var failures []failure
-	for i, s := range todo {
-		res := c.run(s, ev)
-		if errors.Is(res.err, errShutdown) {
-			return
-		}
-		if res.err != nil {
-			c.failed.Add(1)
-			failures = append(failures, failure{s, res})
-			continue
-		}
-		c.handled.Add(1)
-		succeeded = append(succeeded, s)
-		if i < len(todo)-1 {
-			// More handlers to run: remember this success durably, so a
-			// crash now does not run it again, and tell the group the
-			// entry is in progress.
-			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
-			if c.retryRedis(func(ctx context.Context) error {
-				return c.bus.rdb.MarkHandler(ctx, cfg.Group, ev.ID, s.name, rec, cfg.Retention.Main, stream, cfg.Consumer, m.ID)
-			}) {
-				statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
-			} else {
-				return // shutting down: left pending
-			}
-		}
-	}
-
-	if len(failures) == 0 {
-		c.ack(stream, m.ID, statusKey)
-		return
-	}
-	now := time.Now().UTC()
-	args := rdb.SettleArgs{
-		Stream: stream, Group: cfg.Group, EntryID: m.ID, EventID: ev.ID, EventStreamID: m.ID,
-		Type: ev.Type, Tenant: ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
-		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
-	}
-	for _, s := range succeeded {
-		rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: now})
-		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec})
-	}
-	for _, f := range failures {
-		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
-		data := retryData{Event: raw, Handler: f.s.name, Attempt: 2, Stream: stream, OriginalStreamID: m.ID,
-			EventID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Errors: errs}
-		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
-	}
-	c.settle(args)
-}
-
-// handleRetry handles an entry of the retries stream: one handler, one
-// event.
-func (c *Consumer) handleRetry(stream string, m redis.XMessage) {
-	cfg := c.bus.cfg
-	raw, _ := m.Values["retry"].(string)
-	var data retryData
-	if err := json.Unmarshal([]byte(raw), &data); err != nil || data.Handler == "" || data.Event == "" {
-		c.deadLetterEntry(stream, m, "unreadable retry entry", entryAsJSON(m))
-		return
-	}
-	now := time.Now().UTC()
-	args := rdb.SettleArgs{
-		Stream: stream, Group: cfg.Group, EntryID: m.ID, EventID: data.EventID, EventStreamID: data.OriginalStreamID,
-		Type: data.Type, Tenant: data.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
-		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
-	}
-	s := c.subscription(data.Handler)
-	ev, err := DecodeEvent([]byte(data.Event), 0)
-	switch {
-	case s == nil:
-		err = Permanent(fmt.Errorf("handler %q is not registered in this consumer", data.Handler))
-		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
-		args.Ops = append(args.Ops, c.dlqOp(data, "handler not registered", true))
-	case err != nil:
-		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
-		args.Ops = append(args.Ops, c.dlqOp(data, err.Error(), true))
-	default:
-		res := c.run(s, ev)
-		if errors.Is(res.err, errShutdown) {
-			return
-		}
-		if res.err == nil {
-			c.handled.Add(1)
-			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: data.Attempt, UpdatedAt: now})
-			args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec, Flag: true})
-		} else {
-			c.failed.Add(1)
-			data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: res.err.Error(), Stack: res.stack})
-			data.Attempt++
-			args.Ops = append(args.Ops, c.failureOp(s, data, res.err, true))
-		}
-	}
-	c.settle(args)
 }
 
 // failureOp schedules the next attempt of data.Handler, or dead-letters

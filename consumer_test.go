@@ -338,6 +338,9 @@ func TestBadEntriesGoToDLQAndTheLoopContinues(t *testing.T) {
 	}
 	p, _ := b.Publish(ctx, approved("t1"))
 	waitFor(t, 5*time.Second, "the valid event after the garbage", func() bool { return runs.get(p.ID) == 1 })
+	waitFor(t, 5*time.Second, "every bad entry in the DLQ", func() bool {
+		return c.XLen(ctx, prefix+":events:dlq").Val() >= int64(len(garbage))
+	})
 	dlq := c.XRange(ctx, prefix+":events:dlq", "-", "+").Val()
 	if len(dlq) != len(garbage) {
 		t.Fatalf("%d DLQ entries, want %d", len(dlq), len(garbage))

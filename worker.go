@@ -1,0 +1,371 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// errShutdown marks a handler run cut short by the shutdown deadline: the
+// entry stays pending, nothing is recorded.
+var errShutdown = errors.New("eventbus: consumer shutting down")
+
+// runResult is the outcome of one handler run.
+type runResult struct {
+	err   error
+	stack string
+}
+
+// task is one entry being handled. It outlives its worker when a handler
+// overruns its timeout: the watchdog hands it to a new worker.
+type task struct {
+	stream string
+	m      redis.XMessage
+	raw    string // the envelope as delivered
+	ev     Event
+
+	todo      []*subscription // handlers to run, in priority order
+	next      int
+	succeeded []*subscription
+	failures  []failure
+	statusKey string // the status hash to delete on ack, if any
+
+	retry *retryData // set for an entry of the retries stream
+}
+
+type failure struct {
+	s   *subscription
+	res runResult
+}
+
+// worker runs tasks one after another; handlers run on its goroutine, so
+// that the common case costs no goroutine switch. The watchdog abandons a
+// worker whose handler overruns its timeout (or ignores the shutdown).
+type worker struct {
+	mu        sync.Mutex
+	deadline  time.Time // zero while no handler runs
+	task      *task
+	sub       *subscription
+	abandoned bool
+}
+
+// startWorker starts a worker goroutine. With t set, it first finishes t
+// after handler s ended with res (a task taken over from a stuck worker).
+func (c *Consumer) startWorker(t *task, s *subscription, res runResult) {
+	w := &worker{}
+	c.wmu.Lock()
+	c.workerSet[w] = struct{}{}
+	c.wmu.Unlock()
+	c.workers.Add(1)
+	go func() {
+		if t != nil {
+			if !c.resume(w, t, s, res) {
+				return // abandoned again: the task moved on
+			}
+			<-c.sem
+		}
+		for j := range c.work {
+			if !c.process(w, j) {
+				return
+			}
+			<-c.sem
+		}
+		c.wmu.Lock()
+		delete(c.workerSet, w)
+		c.wmu.Unlock()
+		c.workers.Done()
+	}()
+}
+
+// watchdog checks running handlers every few milliseconds. A handler past
+// its timeout (or still running once the shutdown deadline cancelled the
+// handlers' context) has its worker abandoned: the worker's task goes on
+// in a new worker with a timeout failure for that handler, and the stuck
+// goroutine exits whenever its handler returns.
+func (c *Consumer) watchdog(stop <-chan struct{}) {
+	t := time.NewTicker(watchdogInterval(c.subs))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		shutdown := c.handlerCtx.Err() != nil
+		c.wmu.Lock()
+		var stuck []*worker
+		for w := range c.workerSet {
+			w.mu.Lock()
+			if !w.abandoned && !w.deadline.IsZero() && (shutdown || now.After(w.deadline)) {
+				w.abandoned = true
+				stuck = append(stuck, w)
+			}
+			w.mu.Unlock()
+		}
+		for _, w := range stuck {
+			delete(c.workerSet, w)
+		}
+		c.wmu.Unlock()
+		for _, w := range stuck {
+			if shutdown {
+				// The entry stays pending for other consumers.
+				c.workers.Done()
+				continue
+			}
+			c.log.LogAttrs(context.Background(), slog.LevelError, "handler ignored its timeout; abandoned",
+				slog.String("handler", w.sub.name), slog.String("event_id", w.task.ev.ID), slog.Duration("timeout", w.sub.timeout))
+			c.startWorker(w.task, w.sub, runResult{err: fmt.Errorf("handler %s timed out after %v", w.sub.name, w.sub.timeout)})
+			c.workers.Done() // the stuck goroutine no longer counts
+		}
+	}
+}
+
+// watchdogInterval: a tenth of the shortest handler timeout, within
+// [5 ms, 1 s].
+func watchdogInterval(subs []*subscription) time.Duration {
+	d := time.Second
+	for _, s := range subs {
+		d = min(d, s.timeout/10)
+	}
+	return max(d, 5*time.Millisecond)
+}
+
+// invoke runs handler s on the worker's goroutine. owner is false when the
+// watchdog abandoned the worker meanwhile: the caller must drop everything
+// and return.
+func (c *Consumer) invoke(w *worker, t *task, s *subscription) (res runResult, owner bool) {
+	ctx, cancel := context.WithTimeout(c.handlerCtx, s.timeout)
+	w.mu.Lock()
+	w.deadline, w.task, w.sub = time.Now().Add(s.timeout), t, s
+	w.mu.Unlock()
+	res = callHandler(ctx, s.handler, t.ev)
+	cancel()
+	w.mu.Lock()
+	abandoned := w.abandoned
+	w.deadline = time.Time{}
+	w.mu.Unlock()
+	if abandoned {
+		return res, false
+	}
+	switch {
+	case c.handlerCtx.Err() != nil && res.err != nil:
+		res.err = errShutdown
+	case res.err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		res.err = fmt.Errorf("handler %s timed out after %v: %w", s.name, s.timeout, res.err)
+	}
+	return res, true
+}
+
+// callHandler runs h, turning a panic into an error with its stack.
+func callHandler(ctx context.Context, h Handler, ev Event) (res runResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = runResult{err: fmt.Errorf("panic: %v", r), stack: string(debug.Stack())}
+		}
+	}()
+	return runResult{err: h.Handle(ctx, ev)}
+}
+
+// process handles one entry. It reports false when the worker was
+// abandoned (the task and its slot moved to another worker).
+func (c *Consumer) process(w *worker, j job) bool {
+	var t *task
+	if j.stream == c.retryStream {
+		t = c.retryTask(j)
+	} else {
+		t = c.entryTask(j)
+	}
+	if t == nil {
+		return true // settled without a handler run
+	}
+	return c.continueTask(w, t)
+}
+
+// resume finishes a task taken over from an abandoned worker.
+func (c *Consumer) resume(w *worker, t *task, s *subscription, res runResult) bool {
+	if !c.record(t, s, res) {
+		return true
+	}
+	return c.continueTask(w, t)
+}
+
+// continueTask runs the task's remaining handlers, then settles it.
+func (c *Consumer) continueTask(w *worker, t *task) bool {
+	for t.next < len(t.todo) {
+		s := t.todo[t.next]
+		res, owner := c.invoke(w, t, s)
+		if !owner {
+			return false
+		}
+		if errors.Is(res.err, errShutdown) {
+			return true // left pending
+		}
+		if !c.record(t, s, res) {
+			return true // shutting down: left pending
+		}
+	}
+	c.finish(t)
+	return true
+}
+
+// entryTask decodes an entry of the main or replay stream and picks its
+// handlers. Entries that need no handler run are settled here (nil).
+func (c *Consumer) entryTask(j job) *task {
+	cfg := c.bus.cfg
+	raw, ok := j.msg.Values["event"].(string)
+	if !ok {
+		c.deadLetterEntry(j.stream, j.msg, "entry has no event field", entryAsJSON(j.msg))
+		return nil
+	}
+	ev, err := DecodeEvent([]byte(raw), cfg.MaxEventSize)
+	if err != nil {
+		c.deadLetterEntry(j.stream, j.msg, err.Error(), raw)
+		return nil
+	}
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp, _ = rdb.IDTime(j.msg.ID)
+	}
+	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev}
+	subs := c.matching(j.stream, ev)
+	var done map[string]bool
+	if j.claimed && len(subs) > 0 {
+		// A redelivery: skip the handlers whose outcome is recorded.
+		if h, err := c.bus.rdb.StatusHash(c.handlerCtx, cfg.Group, ev.ID); err == nil && len(h) > 0 {
+			t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
+			done = map[string]bool{}
+			for _, s := range subs {
+				var rec handlerRecord
+				if json.Unmarshal([]byte(h["h:"+s.name]), &rec) == nil && rec.State != "" {
+					done[s.name] = true
+				}
+			}
+		}
+	}
+	for _, s := range subs {
+		if !done[s.name] {
+			t.todo = append(t.todo, s)
+		}
+	}
+	if len(t.todo) == 0 {
+		c.ack(j.stream, j.msg.ID, t.statusKey)
+		return nil
+	}
+	return t
+}
+
+// retryTask reads an entry of the retries stream: one handler, one event.
+func (c *Consumer) retryTask(j job) *task {
+	raw, _ := j.msg.Values["retry"].(string)
+	var data retryData
+	if err := json.Unmarshal([]byte(raw), &data); err != nil || data.Handler == "" || data.Event == "" {
+		c.deadLetterEntry(j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))
+		return nil
+	}
+	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data}
+	s := c.subscription(data.Handler)
+	ev, err := DecodeEvent([]byte(data.Event), 0)
+	now := time.Now().UTC()
+	switch {
+	case s == nil:
+		err = fmt.Errorf("handler %q is not registered in this consumer", data.Handler)
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
+		c.settle(c.retrySettleArgs(t, c.dlqOp(data, "handler not registered", true)))
+		return nil
+	case err != nil:
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
+		c.settle(c.retrySettleArgs(t, c.dlqOp(data, err.Error(), true)))
+		return nil
+	}
+	t.ev = ev
+	t.todo = []*subscription{s}
+	return t
+}
+
+// record notes one handler's outcome. For an event with more handlers to
+// run, a success is recorded in Redis at once (so a crash does not run it
+// again) and the entry's idle time is reset. It reports false when the
+// consumer is shutting down before that could be recorded.
+func (c *Consumer) record(t *task, s *subscription, res runResult) bool {
+	t.next++
+	if res.err != nil {
+		c.failed.Add(1)
+		t.failures = append(t.failures, failure{s, res})
+		return true
+	}
+	c.handled.Add(1)
+	t.succeeded = append(t.succeeded, s)
+	if t.retry != nil || t.next == len(t.todo) {
+		return true
+	}
+	cfg := c.bus.cfg
+	rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
+	if !c.retryRedis(func(ctx context.Context) error {
+		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.ev.ID, s.name, rec, cfg.Retention.Main, t.stream, cfg.Consumer, t.m.ID)
+	}) {
+		return false
+	}
+	t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.ev.ID)
+	return true
+}
+
+// finish acknowledges a task whose handlers all succeeded, or records its
+// failures (retries scheduled, dead letters) with the ack in one step.
+func (c *Consumer) finish(t *task) {
+	if d := t.retry; d != nil {
+		now := time.Now().UTC()
+		if len(t.failures) == 0 {
+			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: d.Attempt, UpdatedAt: now})
+			c.settle(c.retrySettleArgs(t, rdb.SettleOp{Kind: "done", Handler: d.Handler, Record: rec, Flag: true}))
+			return
+		}
+		f := t.failures[0]
+		data := *d
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: f.res.err.Error(), Stack: f.res.stack})
+		data.Attempt++
+		c.settle(c.retrySettleArgs(t, c.failureOp(f.s, data, f.res.err, true)))
+		return
+	}
+	if len(t.failures) == 0 {
+		c.ack(t.stream, t.m.ID, t.statusKey)
+		return
+	}
+	cfg := c.bus.cfg
+	now := time.Now().UTC()
+	args := rdb.SettleArgs{
+		Stream: t.stream, Group: cfg.Group, EntryID: t.m.ID, EventID: t.ev.ID, EventStreamID: t.m.ID,
+		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
+		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
+	}
+	for _, s := range t.succeeded {
+		rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: now})
+		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec})
+	}
+	for _, f := range t.failures {
+		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
+		data := retryData{Event: t.raw, Handler: f.s.name, Attempt: 2, Stream: t.stream, OriginalStreamID: t.m.ID,
+			EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, Errors: errs}
+		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
+	}
+	c.settle(args)
+}
+
+// retrySettleArgs settles an entry of the retries stream with op.
+func (c *Consumer) retrySettleArgs(t *task, op rdb.SettleOp) rdb.SettleArgs {
+	cfg := c.bus.cfg
+	d := t.retry
+	return rdb.SettleArgs{
+		Stream: t.stream, Group: cfg.Group, EntryID: t.m.ID, EventID: d.EventID, EventStreamID: d.OriginalStreamID,
+		Type: d.Type, Tenant: d.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
+		DLQMinID: rdb.MinIDFor(time.Now(), cfg.Retention.DLQ), Ops: []rdb.SettleOp{op},
+	}
+}
