@@ -149,7 +149,7 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	k := b.rdb.Keys()
 	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job),
-		workerSet: map[*worker]struct{}{},
+		workerSet:  map[*worker]struct{}{},
 		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
 	c.acks = newAcker(c)
 	return c, nil
