@@ -413,3 +413,37 @@ func TestEventWithoutHandlerIsAcknowledged(t *testing.T) {
 		return len(last) == 1 && last[0].EntriesRead == 21 && pendingCount(t, c, main, eventbus.DefaultGroup) == 0
 	})
 }
+
+func TestHandlerIgnoringItsTimeoutDoesNotBlockTheNextHandlers(t *testing.T) {
+	c, prefix := redistest.Shared(t)
+	b := fastBus(t, c, prefix, nil)
+	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
+		cfg.Retry = &eventbus.RetryPolicy{}
+		cfg.Concurrency = 1 // the stuck worker must be replaced, or nothing else runs
+	})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	if err := cons.Handle("stuck", "*", eventbus.HandlerFunc(func(context.Context, eventbus.Event) error {
+		<-release
+		return nil
+	}), eventbus.Timeout(100*time.Millisecond), eventbus.Priority(1)); err != nil {
+		t.Fatal(err)
+	}
+	after := newCounter()
+	mustHandle(t, cons, "after", "*", func(_ context.Context, ev eventbus.Event) error { after.add(ev.ID); return nil }, eventbus.Priority(2))
+	b.SetUp(context.Background())
+	runConsumer(t, cons)
+	ctx := context.Background()
+	first, _ := b.Publish(ctx, approved("t"))
+	second, _ := b.Publish(ctx, approved("t"))
+	waitFor(t, 5*time.Second, "both events through the next handler", func() bool {
+		return after.get(first.ID) == 1 && after.get(second.ID) == 1
+	})
+	waitFor(t, 5*time.Second, "both stuck runs dead-lettered", func() bool {
+		return c.XLen(ctx, prefix+":events:dlq").Val() == 2
+	})
+	st, err := b.Status(ctx, first.ID)
+	if err != nil || st.State != eventbus.StateDLQ || len(st.Handlers) != 2 {
+		t.Errorf("status %+v %v", st, err)
+	}
+}
