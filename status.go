@@ -101,7 +101,7 @@ func (b *Bus) Status(ctx context.Context, eventID string) (EventStatus, error) {
 		// Only successes recorded: the event is in flight or done.
 	}
 	if st.StreamID == "" {
-		if st.StreamID, err = b.locate(ctx, eventID); err != nil {
+		if st.StreamID, st.Type, st.TenantID, err = b.locate(ctx, eventID); err != nil {
 			return st, err
 		}
 	}
@@ -149,18 +149,28 @@ func (b *Bus) summarise(st *EventStatus) {
 	}
 }
 
-// locate finds the main-stream id of an event without a status hash.
-func (b *Bus) locate(ctx context.Context, eventID string) (string, error) {
+// locate finds the main-stream entry of an event without a status hash,
+// and its type and tenant.
+func (b *Bus) locate(ctx context.Context, eventID string) (streamID, typ, tenant string, err error) {
+	main := b.rdb.Keys().Main()
 	id, err := b.rdb.IdempotentStreamID(ctx, eventID)
 	if err != nil {
-		return "", wrapOp("status", err)
+		return "", "", "", wrapOp("status", err)
 	}
 	if id != "" {
-		return id, nil
+		msgs, err := b.rdb.Range(ctx, main, id, id, 1)
+		if err != nil {
+			return "", "", "", wrapOp("status", err)
+		}
+		if len(msgs) == 0 {
+			return "", "", "", ErrNotFound // trimmed
+		}
+		typ, tenant = entryTypeTenant(msgs[0].Values)
+		return id, typ, tenant, nil
 	}
 	u, err := ulid.ParseStrict(eventID)
 	if err != nil {
-		return "", ErrNotFound
+		return "", "", "", ErrNotFound
 	}
 	t := ulid.Time(u.Time())
 	needle, _ := json.Marshal(eventID)
@@ -168,13 +178,14 @@ func (b *Bus) locate(ctx context.Context, eventID string) (string, error) {
 	start := rdb.MinIDFor(t.Add(-statusSearchBefore), 0)
 	end := strconv.FormatInt(t.Add(statusSearchAfter).UnixMilli(), 10)
 	for seen := 0; seen < statusSearchMax; {
-		msgs, err := b.rdb.Range(ctx, b.rdb.Keys().Main(), start, end, 500)
+		msgs, err := b.rdb.Range(ctx, main, start, end, 500)
 		if err != nil {
-			return "", wrapOp("status", err)
+			return "", "", "", wrapOp("status", err)
 		}
 		for _, m := range msgs {
 			if s, ok := m.Values["event"].(string); ok && bytes.Contains([]byte(s), needle) {
-				return m.ID, nil
+				typ, tenant = entryTypeTenant(m.Values)
+				return m.ID, typ, tenant, nil
 			}
 		}
 		if len(msgs) < 500 {
@@ -183,5 +194,16 @@ func (b *Bus) locate(ctx context.Context, eventID string) (string, error) {
 		seen += len(msgs)
 		start = "(" + msgs[len(msgs)-1].ID
 	}
-	return "", ErrNotFound
+	return "", "", "", ErrNotFound
+}
+
+// entryTypeTenant reads the type and tenant of an entry's event.
+func entryTypeTenant(values map[string]any) (typ, tenant string) {
+	s, _ := values["event"].(string)
+	var w struct {
+		Type     string `json:"type"`
+		TenantID string `json:"tenantId"`
+	}
+	_ = json.Unmarshal([]byte(s), &w)
+	return w.Type, w.TenantID
 }

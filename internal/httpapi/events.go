@@ -184,3 +184,20 @@ func writePublishError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
 }
+
+// eventStatus serves GET /v1/events/{id}: the event's status in the
+// server's group. Another tenant's event answers 404, as an unknown one.
+func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	st, err := s.bus.Status(r.Context(), id)
+	switch {
+	case errors.Is(err, eventbus.ErrNotFound), err == nil && !p.SeesTenant(st.TenantID):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %q not found", id))
+	case errors.Is(err, eventbus.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	default:
+		writeJSON(w, http.StatusOK, st)
+	}
+}

@@ -208,3 +208,51 @@ func TestPublishRouteRedisDown(t *testing.T) {
 		}
 	}
 }
+
+func getAuthed(t *testing.T, url, token string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	return reply{resp.StatusCode, buf.Bytes()}
+}
+
+func TestEventStatusRoute(t *testing.T) {
+	c, prefix := redistest.Shared(t)
+	bus, srv := newServer(t, c, prefix)
+	if err := bus.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := post(t, srv.URL+"/v1/events", keyPublisher, okEvent)
+	var res struct{ ID, StreamID string }
+	json.Unmarshal(r.body, &res)
+	withID := post(t, srv.URL+"/v1/events", keyPublisher, `{"id":"order-9","type":"a.b","tenantId":"tenant-a","userId":"u"}`)
+	if withID.status != http.StatusCreated {
+		t.Fatal(withID.status)
+	}
+	for _, id := range []string{res.ID, "order-9"} {
+		got := getAuthed(t, srv.URL+"/v1/events/"+id, keyViewer)
+		var st struct{ EventID, State, TenantID string }
+		if got.status != http.StatusOK || json.Unmarshal(got.body, &st) != nil || st.State != "PENDING" || st.TenantID != "tenant-a" {
+			t.Errorf("status of %s = %d %s, want 200 PENDING", id, got.status, got.body)
+		}
+	}
+	if got := getAuthed(t, srv.URL+"/v1/events/"+res.ID, keyPlatform); got.status != http.StatusOK {
+		t.Errorf("platform token: %d", got.status)
+	}
+	if got := getAuthed(t, srv.URL+"/v1/events/"+res.ID, jwtFor(t, "tenant-b", "admin")); got.status != http.StatusNotFound {
+		t.Errorf("other tenant: %d %s, want 404", got.status, got.body)
+	}
+	if got := getAuthed(t, srv.URL+"/v1/events/01M8CQBDJDK8HJJ84QSN7WEB8Y", keyPublisher); got.status != http.StatusNotFound {
+		t.Errorf("unknown id: %d, want 404", got.status)
+	}
+	if got := getAuthed(t, srv.URL+"/v1/events/"+res.ID, "nope"); got.status != http.StatusUnauthorized {
+		t.Errorf("bad token: %d", got.status)
+	}
+}
