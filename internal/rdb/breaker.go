@@ -45,6 +45,3 @@ func (b *breaker) record(unavailable bool) {
 		b.openUntil = b.now().Add(b.cooldown)
 	}
 }
-
-// open reports whether the breaker currently rejects calls.
-func (b *breaker) open() bool { return !b.allow() }

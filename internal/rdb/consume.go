@@ -136,19 +136,6 @@ func (r *RDB) ForwardDueRetries(ctx context.Context, group string, now time.Time
 	return n, nil
 }
 
-// NextRetryDue returns when the group's earliest scheduled retry is due,
-// or false when none is scheduled.
-func (r *RDB) NextRetryDue(ctx context.Context, group string) (time.Time, bool, error) {
-	z, err := r.c.ZRangeWithScores(ctx, r.keys.RetrySchedule(group), 0, 0).Result()
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("next retry: %w", err)
-	}
-	if len(z) == 0 {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMilli(int64(z[0].Score)), true, nil
-}
-
 // Claimed is the outcome of one XAUTOCLAIM call.
 type Claimed struct {
 	Messages []redis.XMessage

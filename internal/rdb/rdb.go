@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +54,6 @@ func (r *RDB) Client() redis.UniversalClient { return r.c }
 
 // Keys returns the key schema.
 func (r *RDB) Keys() Keys { return r.keys }
-
-// BreakerOpen reports whether calls currently fail fast.
-func (r *RDB) BreakerOpen() bool { return r.brk.open() }
 
 // hook applies the breaker to every command and pipeline.
 type hook struct {
@@ -221,10 +217,4 @@ func splitID(id string) (uint64, uint64) {
 	m, _ := strconv.ParseUint(ms, 10, 64)
 	s, _ := strconv.ParseUint(seq, 10, 64)
 	return m, s
-}
-
-// IsNetworkError reports whether err is a network-level failure.
-func IsNetworkError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne)
 }
