@@ -250,16 +250,15 @@ func validType(t string) error {
 	if len(t) > maxTypeLength {
 		return fmt.Errorf("longer than %d bytes", maxTypeLength)
 	}
-	segments := strings.Split(t, ".")
-	if len(segments) < 2 {
+	if !strings.Contains(t, ".") {
 		return fmt.Errorf("%q: want lowercase dot-separated segments such as approval.item.approved", t)
 	}
-	for _, s := range segments {
-		if s == "" || s[0] < 'a' || s[0] > 'z' {
+	for seg := range strings.SplitSeq(t, ".") {
+		if seg == "" || seg[0] < 'a' || seg[0] > 'z' {
 			return fmt.Errorf("%q: each segment must start with a lowercase letter", t)
 		}
-		for i := 1; i < len(s); i++ {
-			c := s[i]
+		for i := 1; i < len(seg); i++ {
+			c := seg[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
 				return fmt.Errorf("%q: only lowercase letters, digits, '_' and '-' within segments", t)
 			}

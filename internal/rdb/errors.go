@@ -51,6 +51,9 @@ func wrapUnavailable(err error) error {
 // IsNoGroup reports a NOGROUP reply: the stream or its consumer group is
 // gone (Redis flushed, or restarted without persistence).
 func IsNoGroup(err error) bool {
+	if err == nil {
+		return false
+	}
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOGROUP")
 }
