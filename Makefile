@@ -12,3 +12,12 @@ build:
 
 vet:
 	gofmt -l . && go vet ./...
+
+# Benchmarks against raw go-redis and Watermill (bench/ is its own module).
+# Extra flags: make bench BENCHFLAGS="-redis-url redis://127.0.0.1:6379/0"
+.PHONY: bench bench-quick
+bench:
+	cd bench && go run . $(BENCHFLAGS)
+
+bench-quick:
+	cd bench && go run . -quick $(BENCHFLAGS)

@@ -34,8 +34,8 @@ var template = envelope{
 	Source:        eventbus.DefaultSource,
 	Timestamp:     "2025-11-26T19:56:00.123Z",
 	CorrelationID: "01KAZ3M5Q8R2T4V6X8Z0B2D4F7",
-	TenantID:      "tenant-7f3c9a2e",
-	UserID:        "user-4b8d1f60",
+	TenantID:      "tenant-0042",
+	UserID:        "user-0007",
 	Version:       eventbus.DefaultVersion,
 }
 
@@ -58,7 +58,7 @@ func newEnvelopes() (*envelopes, error) {
 	}
 	e.dataOverhead = len(b) - 2
 	want := envelopeSize - e.dataOverhead
-	base := `{"itemId":"item-0007d2","approvalId":"appr-000931","amount":1250,"currency":"EUR","approvedBy":"user-4b8d1f60","note":"`
+	base := `{"itemId":"item-0007d2","approvalId":"appr-0931","note":"`
 	pad := want - len(base) - len(`"}`)
 	if pad < 0 {
 		return nil, fmt.Errorf("envelope: data too long for %d bytes", envelopeSize)

@@ -76,6 +76,9 @@ func (s *bus) publish(ctx context.Context, c *cell, goroutines, n int) (float64,
 		return 0, err
 	}
 	d, err := parallel(ctx, goroutines, n, op)
+	if err == nil {
+		err = checkLen(ctx, rc, mainStream(b), warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 
@@ -103,6 +106,9 @@ func (s *bus) publishIdempotent(ctx context.Context, c *cell, goroutines, n int)
 		return 0, err
 	}
 	d, err := parallel(ctx, goroutines, n, opWith("evt"))
+	if err == nil {
+		err = checkLen(ctx, rc, mainStream(b), warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 
@@ -122,6 +128,9 @@ func (s *bus) publishBatch(ctx context.Context, c *cell, n int) (float64, error)
 		return 0, err
 	}
 	d, err := parallel(ctx, 1, n/len(batch), op)
+	if err == nil {
+		err = checkLen(ctx, rc, mainStream(b), warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 
@@ -184,6 +193,22 @@ func (bc *busConsumers) start(ctx context.Context) *crew {
 	return cr
 }
 
+// verify checks that the handlers ran for at least n events and that
+// nothing went to the DLQ (a dead-lettered entry is acknowledged too, and
+// would otherwise pass for handled).
+func (bc *busConsumers) verify(n int) error {
+	var handled, dead int64
+	for _, cons := range bc.cons {
+		st := cons.Stats()
+		handled += st.Handled
+		dead += st.DeadLettered
+	}
+	if handled < int64(n) || dead > 0 {
+		return fmt.Errorf("handlers ran %d times for %d events, %d dead-lettered", handled, n, dead)
+	}
+	return nil
+}
+
 func (bc *busConsumers) close() {
 	for _, rc := range bc.clients {
 		rc.Close()
@@ -209,13 +234,18 @@ func (s *bus) backlog(ctx context.Context, c *cell, k, n int) (float64, error) {
 		return 0, err
 	}
 	defer bc.close()
+	mon := c.client()
+	defer mon.Close()
 	runtime.GC()
 	start := time.Now()
 	cr := bc.start(ctx)
-	err = waitDrained(cr.ctx, rc, mainStream(b), n)
+	err = waitDrained(cr.ctx, mon, mainStream(b), n)
 	d := time.Since(start)
 	if serr := cr.stop(); err == nil {
 		err = serr
+	}
+	if err == nil {
+		err = bc.verify(n)
 	}
 	return rate(n, d), err
 }
@@ -247,6 +277,9 @@ func (s *bus) endToEnd(ctx context.Context, c *cell, n int) (float64, error) {
 	d := time.Since(start)
 	if serr := cr.stop(); err == nil {
 		err = serr
+	}
+	if err == nil {
+		err = bc.verify(n)
 	}
 	return rate(n, d), err
 }
@@ -316,6 +349,9 @@ func (s *bus) memory(ctx context.Context, c *cell, n int) (float64, error) {
 	err = waitDrained(cr.ctx, mon, mainStream(b), n)
 	if serr := cr.stop(); err == nil {
 		err = serr
+	}
+	if err == nil {
+		err = bc.verify(n)
 	}
 	bc.close()
 	if err != nil {

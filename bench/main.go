@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,8 @@ type options struct {
 	runs     int
 	outDir   string
 	only     string
+	cpuprof  string
+	systems  string
 }
 
 func main() {
@@ -39,6 +42,8 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs per figure; the table shows the median")
 	flag.StringVar(&o.outDir, "out", "results", "directory for the JSON result file")
 	flag.StringVar(&o.only, "only", "", "comma-separated measurement keys to run (default all): "+strings.Join(measurementKeys(), ","))
+	flag.StringVar(&o.systems, "systems", "", "comma-separated systems to run (default all): eventbus,raw,watermill")
+	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run to this file (combine with -only)")
 	flag.Parse()
 	if o.runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
@@ -56,6 +61,17 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	started := time.Now()
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	counts := fullCounts
 	mode := "full"
 	if o.quick {
@@ -81,7 +97,12 @@ func run(ctx context.Context, o options) error {
 	logf("bench: %s mode, %d runs per figure, Redis %s at %s (%s)", mode, o.runs, tgt.version, tgt.addr, tgt.kind())
 	logf("bench: envelope %d bytes (raw go-redis and Watermill payload), eventbus encoded envelope %d bytes", len(env.raw), env.eventbusSize)
 
-	r := &runner{target: tgt, runs: o.runs, runID: started.UTC().Format("20060102T150405"), cellTimeout: counts.cellTimeout}
+	r := &runner{target: tgt, runs: o.runs, runID: started.UTC().Format("20060102T150405"), cellTimeout: counts.cellTimeout, systems: systems}
+	if o.systems != "" {
+		if r.systems, err = selectSystems(o.systems); err != nil {
+			return err
+		}
+	}
 	plan := buildPlan(env, counts)
 	if o.only != "" {
 		plan, err = selectPlan(plan, o.only)

@@ -19,13 +19,11 @@ type raw struct {
 
 // Shapes of the raw baseline.
 const (
-	rawReadCount      = 100 // XREADGROUP COUNT
-	rawPipeline       = 100 // XADDs per pipeline (batch publish, end to end)
-	rawE2EPublishers  = 4   // pipelining publishers, end to end
-	rawE2EConsumers   = 4   // consumers, end to end
-	rawPrefillPerPipe = 1000
-	readBlock         = 100 * time.Millisecond // XREADGROUP BLOCK of every consumer
-	warmupEvents      = 200                    // untimed publishes before a timed publish loop
+	rawReadCount      = 100  // XREADGROUP COUNT
+	rawPipeline       = 100  // XADDs per pipeline (batch publish, end to end)
+	rawE2EPublishers  = 4    // pipelining publishers, end to end
+	rawE2EConsumers   = 4    // consumers, end to end
+	rawPrefillPerPipe = 1000 // XADDs per pipeline when writing a backlog (untimed)
 )
 
 func (s *raw) xadd(stream string, payload []byte) *redis.XAddArgs {
@@ -42,6 +40,9 @@ func (s *raw) publish(ctx context.Context, c *cell, goroutines, n int) (float64,
 		return 0, err
 	}
 	d, err := parallel(ctx, goroutines, n, op)
+	if err == nil {
+		err = checkLen(ctx, rc, stream, warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 
@@ -55,6 +56,9 @@ func (s *raw) publishBatch(ctx context.Context, c *cell, n int) (float64, error)
 		return 0, err
 	}
 	d, err := parallel(ctx, 1, n/rawPipeline, op)
+	if err == nil {
+		err = checkLen(ctx, rc, stream, warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -77,10 +76,7 @@ func tryStart(ctx context.Context, bin, dir string, port int) (*target, error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
 		"--dir", dir, "--logfile", logPath, "--daemonize", "no")
-	// Own process group: a ctrl-C on the terminal reaches this process,
-	// which then kills the server itself. Pdeathsig kills it should this
-	// process die without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -261,4 +257,16 @@ func tail(path string) string {
 		s = s[len(s)-500:]
 	}
 	return s
+}
+
+// checkLen verifies that stream holds want entries (every publish landed).
+func checkLen(ctx context.Context, rc *redis.Client, stream string, want int) error {
+	n, err := rc.XLen(ctx, stream).Result()
+	if err != nil {
+		return fmt.Errorf("XLEN %s: %w", stream, err)
+	}
+	if n != int64(want) {
+		return fmt.Errorf("%s holds %d entries, want %d", stream, n, want)
+	}
+	return nil
 }

@@ -40,8 +40,8 @@ var fullCounts = counts{
 }
 
 var quickCounts = counts{
-	Publish1: 3_000, Publish50: 20_000, Batch: 20_000, Idempotent: 20_000,
-	Backlog: 50_000, BacklogWatermill: 10_000, EndToEnd: 20_000, EndToEndWM: 10_000,
+	Publish1: 5_000, Publish50: 20_000, Batch: 20_000, Idempotent: 20_000,
+	Backlog: 30_000, BacklogWatermill: 10_000, EndToEnd: 20_000, EndToEndWM: 10_000,
 	LatencyRate: 2000, LatencyDuration: time.Second, Memory: 100_000,
 	cellTimeout: time.Minute,
 }
@@ -54,6 +54,26 @@ const (
 )
 
 var systems = []string{sysEventbus, sysRaw, sysWatermill}
+
+// selectSystems parses -systems: eventbus, raw, watermill.
+func selectSystems(list string) ([]string, error) {
+	names := map[string]string{"eventbus": sysEventbus, "raw": sysRaw, "watermill": sysWatermill}
+	want := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		sys, ok := names[strings.ToLower(strings.TrimSpace(s))]
+		if !ok {
+			return nil, fmt.Errorf("-systems: unknown system %q (known: eventbus,raw,watermill)", s)
+		}
+		want[sys] = true
+	}
+	var out []string
+	for _, sys := range systems {
+		if want[sys] {
+			out = append(out, sys)
+		}
+	}
+	return out, nil
+}
 
 // cell is one measurement of one system: a key prefix of its own on the
 // target Redis.
@@ -101,6 +121,7 @@ type runner struct {
 	runs        int
 	runID       string
 	cellTimeout time.Duration
+	systems     []string // the systems to run, in column order
 	seq         int
 }
 
@@ -111,8 +132,8 @@ func (r *runner) runPlan(ctx context.Context, plan []measurement) (results, erro
 	for _, m := range plan {
 		res[m.key] = map[string][]sample{}
 		for run := 0; run < r.runs; run++ {
-			for k := range systems {
-				sys := systems[(k+run)%len(systems)]
+			for k := range r.systems {
+				sys := r.systems[(k+run)%len(r.systems)]
 				f := m.cells[sys]
 				if f == nil {
 					continue
@@ -309,15 +330,13 @@ func schedule(ctx context.Context, n, perSecond, warmup int, publish func(ctx co
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
+	defer precise()()
 	t0 := time.Now().Add(10 * time.Millisecond)
 	for i := range n {
 		at := t0.Add(time.Duration(i) * time.Second / time.Duration(perSecond))
-		if d := time.Until(at); d > 0 {
-			select {
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			case <-time.After(d):
-			}
+		sleepUntil(at)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		if err := publish(ctx, i, at); err != nil {
 			return err
@@ -326,13 +345,17 @@ func schedule(ctx context.Context, n, perSecond, warmup int, publish func(ctx co
 	return nil
 }
 
-// memoryConsumers consume the retained events before used_memory is read.
-const memoryConsumers = 4
+// Shapes shared by every system.
+const (
+	readBlock       = 100 * time.Millisecond // XREADGROUP BLOCK of every consumer
+	warmupEvents    = 200                    // untimed publishes before a timed publish loop
+	memoryConsumers = 4                      // consume the retained events before used_memory is read
+)
 
 // memoryDelta reads used_memory once the consumers' connections are gone
 // and returns the growth since before per event.
 func memoryDelta(ctx context.Context, mon *redis.Client, before int64, n int) (float64, error) {
-	time.Sleep(200 * time.Millisecond) // closed connections are freed by the server
+	time.Sleep(100 * time.Millisecond) // closed connections are freed by the server
 	after, err := usedMemory(ctx, mon)
 	if err != nil {
 		return 0, err

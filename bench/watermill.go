@@ -56,6 +56,9 @@ func (s *wm) publish(ctx context.Context, c *cell, goroutines, n int) (float64, 
 		return 0, err
 	}
 	d, err := parallel(ctx, goroutines, n, op)
+	if err == nil {
+		err = checkLen(ctx, rc, topic, warmupEvents+n)
+	}
 	return rate(n, d), err
 }
 
