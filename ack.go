@@ -92,6 +92,7 @@ func (a *acker) flush(ctx context.Context) {
 			continue
 		}
 		bo.Reset()
+		a.c.acked.Add(int64(n))
 		a.mu.Lock()
 		a.pending = a.pending[n:]
 		a.mu.Unlock()

@@ -32,6 +32,9 @@ const (
 
 // ConsumerConfig configures a Consumer. Zero fields take their defaults.
 type ConsumerConfig struct {
+	// Name is this consumer's name in the group. Default the bus's
+	// Config.Consumer. Several consumers of one bus need distinct names.
+	Name string
 	// Concurrency is how many events are handled at once. Default 10.
 	Concurrency int
 	// Retry is the retry policy of handlers without their own. Default
@@ -64,6 +67,7 @@ type ConsumerStats struct {
 	DeadLettered   int64 // DLQ entries written (failed handlers and bad entries)
 	Claimed        int64 // entries claimed from dead consumers
 	DeletedEntries int64 // pending entries whose body was trimmed or deleted; acknowledged
+	Acked          int64 // entries acknowledged after every handler succeeded
 }
 
 // Consumer reads the group's streams (main, replay and due retries) and
@@ -83,7 +87,7 @@ type Consumer struct {
 	mainStream, replayStream, retryStream string
 
 	acks *acker
-	sem  chan struct{} // one token per event in flight
+	sem  chan struct{} // one token per entry queued or in flight
 	work chan job      // events for the worker goroutines
 
 	workers   sync.WaitGroup // live (not abandoned) workers
@@ -93,7 +97,11 @@ type Consumer struct {
 	handlerCtx  context.Context
 	stopHandler context.CancelFunc
 
-	handled, failed, deadLettered, claimed, deleted atomic.Int64
+	handled, failed, deadLettered, claimed, deleted, acked atomic.Int64
+
+	// stopping is set once reading stopped: queued entries not yet started
+	// are left pending for other consumers.
+	stopping atomic.Bool
 }
 
 // job is one entry for a worker.
@@ -110,6 +118,9 @@ type ackItem struct {
 
 // NewConsumer returns a consumer of the bus's group.
 func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Name == "" {
+		cfg.Name = b.cfg.Consumer
+	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
@@ -141,6 +152,8 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	switch {
 	case cfg.Concurrency < 1:
 		return nil, bad("Concurrency", cfg.Concurrency, "must be at least 1")
+	case ValidateName(cfg.Name) != nil:
+		return nil, bad("Name", cfg.Name, ValidateName(cfg.Name).Error())
 	case cfg.ClaimIdle < 0, cfg.ClaimInterval < 0, cfg.RetryPollInterval < 0, cfg.ShutdownTimeout < 0, cfg.DeadConsumerIdle < 0, cfg.StatusTTL < 0:
 		return nil, fmt.Errorf("%w: ConsumerConfig durations must not be negative", ErrConfig)
 	}
@@ -148,7 +161,10 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, bad("Retry", cfg.Retry.Delays, err.Error())
 	}
 	k := b.rdb.Keys()
-	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, cfg.Concurrency), work: make(chan job),
+	// Slots count entries queued or in flight: up to a full read batch
+	// waits while Concurrency workers run, so reads stay full-sized.
+	slots := cfg.Concurrency + b.cfg.BatchSize
+	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, slots), work: make(chan job, slots),
 		workerSet:  map[*worker]struct{}{},
 		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
 	c.acks = newAcker(c)
@@ -208,7 +224,7 @@ func (c *Consumer) Handle(name, pattern string, h Handler, opts ...SubscribeOpti
 func (c *Consumer) Stats() ConsumerStats {
 	return ConsumerStats{
 		Handled: c.handled.Load(), Failed: c.failed.Load(), DeadLettered: c.deadLettered.Load(),
-		Claimed: c.claimed.Load(), DeletedEntries: c.deleted.Load(),
+		Claimed: c.claimed.Load(), DeletedEntries: c.deleted.Load(), Acked: c.acked.Load(),
 	}
 }
 
@@ -255,6 +271,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	loops.Go(func() { c.claimLoop(ctx) })
 	loops.Go(func() { c.retryLoop(ctx) })
 	loops.Wait()
+	c.stopping.Store(true)
 	close(c.work)
 
 	// Stopped reading: give in-flight handlers their deadline.
@@ -293,7 +310,7 @@ func (c *Consumer) readLoop(ctx context.Context) {
 		}
 		free := 1 + cap(c.sem) - len(c.sem)
 		<-c.sem
-		res, err := c.bus.rdb.ReadGroup(ctx, cfg.Group, cfg.Consumer, streams, min(cfg.BatchSize, free), cfg.Block)
+		res, err := c.bus.rdb.ReadGroup(ctx, cfg.Group, c.cfg.Name, streams, min(cfg.BatchSize, free), cfg.Block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -323,7 +340,7 @@ func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage
 	case <-ctx.Done():
 		return // left pending: claimed later by a live consumer
 	}
-	c.work <- job{stream: stream, msg: m, claimed: claimed} // a worker is free: the token says so
+	c.work <- job{stream: stream, msg: m, claimed: claimed} // never blocks: the channel holds as many as there are tokens
 }
 
 // handlerRecord is one handler's outcome in the status hash.

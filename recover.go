@@ -37,7 +37,7 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 	for _, stream := range c.streams() {
 		cursor := "0-0"
 		for ctx.Err() == nil {
-			res, err := c.bus.rdb.AutoClaim(ctx, stream, cfg.Group, cfg.Consumer, c.cfg.ClaimIdle, cursor, cfg.BatchSize)
+			res, err := c.bus.rdb.AutoClaim(ctx, stream, cfg.Group, c.cfg.Name, c.cfg.ClaimIdle, cursor, cfg.BatchSize)
 			if err != nil {
 				if rdb.IsNoGroup(err) {
 					break // set-up is under way
@@ -78,7 +78,7 @@ func (c *Consumer) removeDeadConsumers(ctx context.Context) {
 		return
 	}
 	for _, cs := range consumers {
-		if cs.Name == cfg.Consumer || cs.Idle < c.cfg.DeadConsumerIdle {
+		if cs.Name == c.cfg.Name || cs.Idle < c.cfg.DeadConsumerIdle {
 			continue
 		}
 		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.groupStreams(), cfg.Group, cs.Name)

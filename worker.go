@@ -74,7 +74,7 @@ func (c *Consumer) startWorker(t *task, s *subscription, res runResult) {
 			<-c.sem
 		}
 		for j := range c.work {
-			if !c.process(w, j) {
+			if !c.stopping.Load() && !c.process(w, j) {
 				return
 			}
 			<-c.sem
@@ -310,7 +310,7 @@ func (c *Consumer) record(t *task, s *subscription, res runResult) bool {
 	cfg := c.bus.cfg
 	rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
 	if !c.retryRedis(func(ctx context.Context) error {
-		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.ev.ID, s.name, rec, cfg.Retention.Main, t.stream, cfg.Consumer, t.m.ID)
+		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.ev.ID, s.name, rec, cfg.Retention.Main, t.stream, c.cfg.Name, t.m.ID)
 	}) {
 		return false
 	}

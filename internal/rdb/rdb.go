@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,8 +36,13 @@ type RDB struct {
 	brk  *breaker
 }
 
-// New wraps c. It installs a hook on c, so c should be used by this RDB
-// only (or by callers that want the same breaker behaviour).
+// hooks holds the hook installed on each client, so that several RDBs
+// sharing a client share one breaker instead of stacking hooks.
+var hooks sync.Map // redis.UniversalClient -> *hook
+
+// New wraps c. It installs the breaker hook on c once (every command of c
+// then goes through the breaker); RDBs sharing c share the breaker, and the
+// first one's breaker options.
 func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	if opt.BreakerThreshold <= 0 {
 		opt.BreakerThreshold = 3
@@ -44,9 +50,15 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	if opt.BreakerCooldown <= 0 {
 		opt.BreakerCooldown = time.Second
 	}
-	r := &RDB{c: c, keys: keys, brk: newBreaker(opt.BreakerThreshold, opt.BreakerCooldown)}
-	c.AddHook(&hook{brk: r.brk, onNoGroup: opt.OnNoGroup})
-	return r
+	v, loaded := hooks.LoadOrStore(c, &hook{brk: newBreaker(opt.BreakerThreshold, opt.BreakerCooldown)})
+	h := v.(*hook)
+	if !loaded {
+		c.AddHook(h)
+	}
+	if opt.OnNoGroup != nil {
+		h.addNoGroup(opt.OnNoGroup)
+	}
+	return &RDB{c: c, keys: keys, brk: h.brk}
 }
 
 // Client returns the underlying client.
@@ -55,10 +67,28 @@ func (r *RDB) Client() redis.UniversalClient { return r.c }
 // Keys returns the key schema.
 func (r *RDB) Keys() Keys { return r.keys }
 
-// hook applies the breaker to every command and pipeline.
+// hook applies the breaker to every command and pipeline, and reports
+// NOGROUP replies.
 type hook struct {
-	brk       *breaker
-	onNoGroup func()
+	brk *breaker
+
+	mu        sync.Mutex
+	onNoGroup []func()
+}
+
+func (h *hook) addNoGroup(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onNoGroup = append(h.onNoGroup, f)
+}
+
+func (h *hook) noGroup() {
+	h.mu.Lock()
+	fs := h.onNoGroup
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -97,8 +127,8 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		}
 		h.brk.record(false)
 		for _, c := range cmds {
-			if IsNoGroup(c.Err()) && h.onNoGroup != nil {
-				h.onNoGroup()
+			if IsNoGroup(c.Err()) {
+				h.noGroup()
 				break
 			}
 		}
@@ -116,8 +146,8 @@ func (h *hook) after(err error, cmd redis.Cmder) error {
 	if err == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		h.brk.record(false)
 	}
-	if IsNoGroup(err) && h.onNoGroup != nil {
-		h.onNoGroup()
+	if IsNoGroup(err) {
+		h.noGroup()
 	}
 	return err
 }
