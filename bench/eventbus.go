@@ -21,7 +21,7 @@ type bus struct {
 const (
 	busBatchSize      = 100 // Config.BatchSize
 	busConcurrency    = 100 // ConsumerConfig.Concurrency
-	busE2EPublishers  = 50  // publishing goroutines, end to end
+	busE2EPublishers  = 4   // goroutines calling PublishBatch(100), end to end (as raw's pipelining publishers)
 	busE2EConsumers   = 4   // consumers (one Bus each), end to end
 	busPrefillWorkers = 4   // goroutines calling PublishBatch for a backlog
 )
@@ -250,7 +250,7 @@ func (s *bus) backlog(ctx context.Context, c *cell, k, n int) (float64, error) {
 	return rate(n, d), err
 }
 
-// endToEnd: 50 goroutines Publish while 4 consumers handle; timed from
+// endToEnd: 4 goroutines PublishBatch(100) (as raw's pipelining publishers) while 4 consumers handle; timed from
 // the first publish until all n are acknowledged.
 func (s *bus) endToEnd(ctx context.Context, c *cell, n int) (float64, error) {
 	b, rc, err := s.publisher(ctx, c)
@@ -266,9 +266,10 @@ func (s *bus) endToEnd(ctx context.Context, c *cell, n int) (float64, error) {
 	}
 	defer bc.close()
 	cr := bc.start(ctx)
+	batch := s.batch(rawPipeline)
 	start := time.Now()
-	_, err = parallel(cr.ctx, busE2EPublishers, n, func(ctx context.Context, _ int) error {
-		_, err := b.Publish(ctx, s.env.event)
+	_, err = parallel(cr.ctx, busE2EPublishers, n/len(batch), func(ctx context.Context, _ int) error {
+		_, err := b.PublishBatch(ctx, batch)
 		return err
 	})
 	if err == nil {

@@ -86,7 +86,7 @@ func buildPlan(env *envelopes, n counts) []measurement {
 				sysWatermill: func(ctx context.Context, c *cell) ([]float64, error) { return one(w.endToEnd(ctx, c, n.EndToEndWM)) },
 			},
 			notes: map[string]string{
-				sysEventbus:  fmt.Sprintf("%d g + %d c", busE2EPublishers, busE2EConsumers),
+				sysEventbus:  fmt.Sprintf("%d×PublishBatch + %d c", busE2EPublishers, busE2EConsumers),
 				sysRaw:       fmt.Sprintf("%d×pipe + %d c", rawE2EPublishers, rawE2EConsumers),
 				sysWatermill: fmt.Sprintf("%d g + %d c", wmE2EPublishers, wmE2ESubscribers),
 			},
