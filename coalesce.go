@@ -53,6 +53,7 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	for {
 		select {
 		case <-req.done:
+			c.keepLead(ctx, req)
 			return nil
 		case <-req.promote:
 			c.lead(ctx, req)
@@ -72,6 +73,7 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 			// outcome, which go-redis's timeouts bound.
 			select {
 			case <-req.done:
+				c.keepLead(context.WithoutCancel(ctx), req)
 				return nil
 			case <-req.promote:
 				c.lead(context.WithoutCancel(ctx), req)
@@ -79,6 +81,18 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 				return nil
 			}
 		}
+	}
+}
+
+// keepLead honours a promotion that arrived while req was being sent by
+// another leader: the lead must not be lost, so it is passed on.
+// Promotions only target queued requests, so once req is done any
+// promotion is already buffered.
+func (c *coalescer[In, Out]) keepLead(ctx context.Context, req *call[In, Out]) {
+	select {
+	case <-req.promote:
+		c.lead(ctx, req) // req is done: lead hands off at once
+	default:
 	}
 }
 

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -102,4 +103,138 @@ func appendString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
+}
+
+// decodeFast parses the common shape of the envelope without reflection:
+// one flat object whose known fields (id, type, source, timestamp,
+// correlationId, tenantId, userId, version) are strings without escapes,
+// and whose data is an object. Anything else (escapes, nulls, replay,
+// unknown or differently cased keys, invalid UTF-8) reports ok false and
+// the caller uses encoding/json, so the result is always what
+// encoding/json would give.
+func decodeFast(s string) (w wireEnvelope, ok bool) {
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return w, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return w, skipSpace(s, i+1) == len(s)
+	}
+	for {
+		key, next, ok := plainString(s, i)
+		if !ok {
+			return w, false
+		}
+		i = skipSpace(s, next)
+		if i >= len(s) || s[i] != ':' {
+			return w, false
+		}
+		i = skipSpace(s, i+1)
+		var dst *string
+		switch key {
+		case "id":
+			dst = &w.ID
+		case "type":
+			dst = &w.Type
+		case "source":
+			dst = &w.Source
+		case "timestamp":
+			dst = &w.Timestamp
+		case "correlationId":
+			dst = &w.CorrelationID
+		case "tenantId":
+			dst = &w.TenantID
+		case "userId":
+			dst = &w.UserID
+		case "version":
+			dst = &w.Version
+		case "data":
+			end, ok := objectEnd(s, i)
+			if !ok || !json.Valid([]byte(s[i:end])) {
+				return w, false
+			}
+			w.Data = json.RawMessage(s[i:end])
+			i = end
+		default:
+			return w, false
+		}
+		if dst != nil {
+			v, next, ok := plainString(s, i)
+			if !ok {
+				return w, false
+			}
+			*dst, i = v, next
+		}
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return w, false
+		}
+		if s[i] == '}' {
+			return w, skipSpace(s, i+1) == len(s)
+		}
+		if s[i] != ',' {
+			return w, false
+		}
+		i = skipSpace(s, i+1)
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString reads a JSON string at s[i] that needs no unescaping: no
+// backslash, no control character, valid UTF-8.
+func plainString(s string, i int) (v string, next int, ok bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", 0, false
+	}
+	ascii := true
+	for j := i + 1; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '"':
+			v = s[i+1 : j]
+			if !ascii && !utf8.ValidString(v) {
+				return "", 0, false
+			}
+			return v, j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", 0, false
+}
+
+// objectEnd returns the index after the JSON object starting at s[i],
+// matching braces outside strings. It does not validate the object.
+func objectEnd(s string, i int) (int, bool) {
+	if i >= len(s) || s[i] != '{' {
+		return 0, false
+	}
+	depth := 0
+	for j := i; j < len(s); j++ {
+		switch s[j] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1, true
+			}
+		case '"':
+			for j++; j < len(s) && s[j] != '"'; j++ {
+				if s[j] == '\\' {
+					j++
+				}
+			}
+		}
+	}
+	return 0, false
 }

@@ -56,3 +56,30 @@ func TestAppendEnvelopeMatchesMarshalJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeFast: whenever the fast decoder accepts an input, encoding/json
+// accepts it too and gives the same envelope.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"e1","type":"a.b.c","source":"s","timestamp":"2025-12-03T10:00:00.000Z","correlationId":"c","tenantId":"t","userId":"u","version":"1.0","data":{"k":[1,{"x":"}"}]}}`,
+		` { "id" : "e1" , "data" : { } } `, `{}`, `{"id":"a\"b"}`, `{"ID":"x"}`, `{"data":{"a":"\\"}}`, `{"id":"é"}`,
+		`{"data":{"a":1}`, `{"data":[1]}`, `{"id":null}`, `{"id":"x"} trailing`, `{"id":"x","id":"y"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := decodeFast(s)
+		if !ok {
+			return
+		}
+		var std wireEnvelope
+		if err := json.Unmarshal([]byte(s), &std); err != nil {
+			t.Fatalf("fast accepted %q, encoding/json refused: %v", s, err)
+		}
+		fj, _ := json.Marshal(fast)
+		sj, _ := json.Marshal(std)
+		if string(fj) != string(sj) {
+			t.Fatalf("%q:\n fast %s\n std  %s", s, fj, sj)
+		}
+	})
+}

@@ -184,12 +184,22 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // *ValidationError (errors.Is ErrInvalidEvent) naming the field, so a
 // consumer can dead-letter the entry with the reason.
 func DecodeEvent(payload []byte, maxSize int) (Event, error) {
+	return decodeEvent(string(payload), maxSize)
+}
+
+// decodeEvent is DecodeEvent on a string (stream entries arrive as
+// strings): the common shape is parsed by decodeFast, the rest by
+// encoding/json.
+func decodeEvent(payload string, maxSize int) (Event, error) {
 	if maxSize > 0 && len(payload) > maxSize {
 		return Event{}, &ValidationError{Index: -1, Field: "event", Reason: fmt.Sprintf("%d bytes, over the limit of %d", len(payload), maxSize), large: true}
 	}
-	var w wireEnvelope
-	if err := json.Unmarshal(payload, &w); err != nil {
-		return Event{}, &ValidationError{Index: -1, Field: "event", Reason: "not a JSON object: " + err.Error()}
+	w, ok := decodeFast(payload)
+	if !ok {
+		w = wireEnvelope{}
+		if err := json.Unmarshal([]byte(payload), &w); err != nil {
+			return Event{}, &ValidationError{Index: -1, Field: "event", Reason: "not a JSON object: " + err.Error()}
+		}
 	}
 	ev, err := w.event()
 	if err != nil {

@@ -227,7 +227,7 @@ func (c *Consumer) entryTask(j job) *task {
 		c.deadLetterEntry(j.stream, j.msg, "entry has no event field", entryAsJSON(j.msg))
 		return nil
 	}
-	ev, err := DecodeEvent([]byte(raw), cfg.MaxEventSize)
+	ev, err := decodeEvent(raw, cfg.MaxEventSize)
 	if err != nil {
 		c.deadLetterEntry(j.stream, j.msg, err.Error(), raw)
 		return nil
@@ -273,7 +273,7 @@ func (c *Consumer) retryTask(j job) *task {
 	}
 	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data}
 	s := c.subscription(data.Handler)
-	ev, err := DecodeEvent([]byte(data.Event), 0)
+	ev, err := decodeEvent(data.Event, 0)
 	now := time.Now().UTC()
 	switch {
 	case s == nil:
