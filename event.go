@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -302,11 +303,11 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 		return nil, false, err
 	}
 	if ev.ID == "" {
-		ev.ID = ulid.Make().String()
+		ev.ID = newULID(now)
 		generated = true
 	}
 	if ev.CorrelationID == "" {
-		ev.CorrelationID = ulid.Make().String()
+		ev.CorrelationID = newULID(now)
 	}
 	if ev.Source == "" {
 		ev.Source = DefaultSource
@@ -327,4 +328,16 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 			Reason: fmt.Sprintf("%d bytes encoded, over the limit of %d", len(payload), maxSize), large: true}
 	}
 	return payload, generated, nil
+}
+
+// newULID returns a ULID for time t with 80 bits from crypto/rand, which
+// needs no lock (ulid.Make serialises every caller on one monotonic
+// entropy source). Ids of one millisecond are unique but not ordered.
+func newULID(t time.Time) string {
+	var entropy [10]byte
+	_, _ = rand.Read(entropy[:]) // never fails (crypto/rand)
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	copy(id[6:], entropy[:])
+	return id.String()
 }
