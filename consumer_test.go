@@ -447,3 +447,35 @@ func TestHandlerIgnoringItsTimeoutDoesNotBlockTheNextHandlers(t *testing.T) {
 		t.Errorf("status %+v %v", st, err)
 	}
 }
+
+func TestHandlerContextEndsAtItsTimeout(t *testing.T) {
+	c, prefix := redistest.Shared(t)
+	b := fastBus(t, c, prefix, nil)
+	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) { cfg.Retry = &eventbus.RetryPolicy{} })
+	var hadDeadline atomic.Bool
+	if err := cons.Handle("polite", "*", eventbus.HandlerFunc(func(ctx context.Context, _ eventbus.Event) error {
+		_, ok := ctx.Deadline()
+		hadDeadline.Store(ok)
+		<-ctx.Done()
+		return ctx.Err()
+	}), eventbus.Timeout(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	b.SetUp(context.Background())
+	runConsumer(t, cons)
+	start := time.Now()
+	b.Publish(context.Background(), approved("t"))
+	ctx := context.Background()
+	waitFor(t, 5*time.Second, "the timed-out run dead-lettered", func() bool { return c.XLen(ctx, prefix+":events:dlq").Val() == 1 })
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("dead-lettered after %v, before the timeout", d)
+	}
+	var dl eventbus.DeadLetter
+	json.Unmarshal([]byte(c.XRange(ctx, prefix+":events:dlq", "-", "+").Val()[0].Values["dlq"].(string)), &dl)
+	if msg := dl.Errors[0].Message; !strings.Contains(msg, "timed out after 100ms") || !strings.Contains(msg, "deadline exceeded") {
+		t.Errorf("error %q", msg)
+	}
+	if !hadDeadline.Load() {
+		t.Error("the handler's context had no deadline")
+	}
+}

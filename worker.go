@@ -52,10 +52,59 @@ type failure struct {
 // worker whose handler overruns its timeout (or ignores the shutdown).
 type worker struct {
 	mu        sync.Mutex
-	deadline  time.Time // zero while no handler runs
+	run       *runCtx // nil while no handler runs
 	task      *task
 	sub       *subscription
 	abandoned bool
+}
+
+// runCtx is the context of one handler run. Its deadline is enforced by
+// the watchdog rather than a timer per run, and its Done channel is made
+// only if the handler asks for it: the common, quick handler costs
+// neither. It expires at most one watchdog interval after the deadline.
+type runCtx struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+func (r *runCtx) Deadline() (time.Time, bool) { return r.deadline, true }
+func (r *runCtx) Value(key any) any             { return r.parent.Value(key) }
+
+func (r *runCtx) Done() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done == nil {
+		r.done = make(chan struct{})
+		if r.err != nil {
+			close(r.done)
+		}
+	}
+	return r.done
+}
+
+func (r *runCtx) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// expire ends the context with err (once) and reports whether it was
+// still live.
+func (r *runCtx) expire(err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return false
+	}
+	r.err = err
+	if r.done != nil {
+		close(r.done)
+	}
+	return true
 }
 
 // startWorker starts a worker goroutine. With t set, it first finishes t
@@ -87,12 +136,16 @@ func (c *Consumer) startWorker(t *task, s *subscription, res runResult) {
 }
 
 // watchdog checks running handlers every few milliseconds. A handler past
-// its timeout (or still running once the shutdown deadline cancelled the
-// handlers' context) has its worker abandoned: the worker's task goes on
-// in a new worker with a timeout failure for that handler, and the stuck
-// goroutine exits whenever its handler returns.
+// its timeout has its context expired; if it is still running one more
+// interval later (it ignores its context), its worker is abandoned: the
+// worker's task goes on in a new worker with a timeout failure for that
+// handler, and the stuck goroutine exits whenever its handler returns.
+// Once the shutdown deadline cancelled the handlers' context, running
+// handlers are told at once and abandoned a tick later, their entries
+// left pending.
 func (c *Consumer) watchdog(stop <-chan struct{}) {
-	t := time.NewTicker(watchdogInterval(c.subs))
+	interval := watchdogInterval(c.subs)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -106,9 +159,19 @@ func (c *Consumer) watchdog(stop <-chan struct{}) {
 		var stuck []*worker
 		for w := range c.workerSet {
 			w.mu.Lock()
-			if !w.abandoned && !w.deadline.IsZero() && (shutdown || now.After(w.deadline)) {
-				w.abandoned = true
-				stuck = append(stuck, w)
+			if r := w.run; r != nil && !w.abandoned {
+				switch {
+				case shutdown:
+					if !r.expire(context.Canceled) {
+						w.abandoned = true
+						stuck = append(stuck, w)
+					}
+				case now.After(r.deadline):
+					if !r.expire(context.DeadlineExceeded) && now.After(r.deadline.Add(2*interval)) {
+						w.abandoned = true
+						stuck = append(stuck, w)
+					}
+				}
 			}
 			w.mu.Unlock()
 		}
@@ -144,15 +207,17 @@ func watchdogInterval(subs []*subscription) time.Duration {
 // watchdog abandoned the worker meanwhile: the caller must drop everything
 // and return.
 func (c *Consumer) invoke(w *worker, t *task, s *subscription) (res runResult, owner bool) {
-	ctx, cancel := context.WithTimeout(c.handlerCtx, s.timeout)
+	ctx := &runCtx{parent: c.handlerCtx, deadline: time.Now().Add(s.timeout)}
+	if c.handlerCtx.Err() != nil {
+		ctx.err = c.handlerCtx.Err()
+	}
 	w.mu.Lock()
-	w.deadline, w.task, w.sub = time.Now().Add(s.timeout), t, s
+	w.run, w.task, w.sub = ctx, t, s
 	w.mu.Unlock()
 	res = callHandler(ctx, s.handler, t.ev)
-	cancel()
 	w.mu.Lock()
 	abandoned := w.abandoned
-	w.deadline = time.Time{}
+	w.run = nil
 	w.mu.Unlock()
 	if abandoned {
 		return res, false
