@@ -26,9 +26,15 @@ type Appended struct {
 }
 
 // TrimmedAdd returns XADD arguments that append payload as the `event`
-// field and trim the stream by time inline (MINID ~ minID).
+// field and, when minID is not empty, trim the stream by time inline
+// (MINID ~ minID). One trim per round trip is enough: writers pass minID
+// to the first XADD of a batch only.
 func TrimmedAdd(stream, minID string, payload []byte) *redis.XAddArgs {
-	return &redis.XAddArgs{Stream: stream, MinID: minID, Approx: true, Values: []any{"event", payload}}
+	a := &redis.XAddArgs{Stream: stream, Values: []any{"event", payload}}
+	if minID != "" {
+		a.MinID, a.Approx = minID, true
+	}
+	return a
 }
 
 // AppendEach writes independent events in one pipeline: plain XADDs for
@@ -38,13 +44,15 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 	out := make([]Appended, len(items))
 	cmds := make([]redis.Cmder, len(items))
 	pipe := r.c.Pipeline()
+	trim := minID // the first write of the pipeline trims
 	for i, it := range items {
 		if it.EventID == "" {
-			cmds[i] = pipe.XAdd(ctx, TrimmedAdd(stream, minID, it.Payload))
+			cmds[i] = pipe.XAdd(ctx, TrimmedAdd(stream, trim, it.Payload))
 		} else {
-			keys, args := idempotentArgs(r.keys, stream, minID, windowMs, items[i:i+1])
+			keys, args := idempotentArgs(r.keys, stream, trim, windowMs, items[i:i+1])
 			cmds[i] = publishIdempotent.EvalSha(ctx, pipe, keys, args...)
 		}
+		trim = ""
 	}
 	_, _ = pipe.Exec(ctx)
 
@@ -63,7 +71,7 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		retry := make([]*redis.Cmd, len(noscript))
 		for j, i := range noscript {
 			keys, args := idempotentArgs(r.keys, stream, minID, windowMs, items[i:i+1])
-			retry[j] = publishIdempotent.Eval(ctx, pipe, keys, args...)
+			retry[j] = publishIdempotent.Eval(ctx, pipe, keys, args...) // each may trim: rare path
 		}
 		_, _ = pipe.Exec(ctx)
 		for j, i := range noscript {
@@ -88,8 +96,10 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 	if !idem {
 		cmds := make([]*redis.StringCmd, len(items))
 		_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			trim := minID // the first XADD trims for the batch
 			for i, it := range items {
-				cmds[i] = p.XAdd(ctx, TrimmedAdd(stream, minID, it.Payload))
+				cmds[i] = p.XAdd(ctx, TrimmedAdd(stream, trim, it.Payload))
+				trim = ""
 			}
 			return nil
 		})

@@ -9,7 +9,8 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1]    the stream
 // KEYS[2..]  an idempotency key for each event flagged '1', in order
-// ARGV[1]    MINID threshold for inline trimming (~)
+// ARGV[1]    MINID threshold for inline trimming (~), done once by the
+//            first write; "" for none
 // ARGV[2]    idempotency window in milliseconds
 // ARGV[3..]  per event: flag ('1' checked, '0' not), payload
 //
@@ -27,7 +28,13 @@ for i = 1, n do
   if existing then
     out[i] = {existing, 1}
   else
-    local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[2 + 2 * i])
+    local id
+    if ARGV[1] ~= '' then
+      id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[2 + 2 * i])
+      ARGV[1] = ''
+    else
+      id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2 + 2 * i])
+    end
     if checked then
       redis.call('SET', KEYS[k], id, 'PX', ARGV[2])
     end
