@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,7 +60,18 @@ func (r reply) errorCode(t *testing.T) (code, field string) {
 
 func post(t *testing.T, url, token, body string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return send(t, http.MethodPost, url, token, strings.NewReader(body))
+}
+
+func getAuthed(t *testing.T, url, token string) reply {
+	t.Helper()
+	return send(t, http.MethodGet, url, token, nil)
+}
+
+// send makes one request, with a bearer token unless token is empty.
+func send(t *testing.T, method, url, token string, body io.Reader) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -207,20 +219,6 @@ func TestPublishRouteRedisDown(t *testing.T) {
 			t.Errorf("%s with Redis down = %d %s", path, r.status, r.body)
 		}
 	}
-}
-
-func getAuthed(t *testing.T, url, token string) reply {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	return reply{resp.StatusCode, buf.Bytes()}
 }
 
 func TestEventStatusRoute(t *testing.T) {
