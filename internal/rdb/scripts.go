@@ -9,9 +9,7 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1]    the stream
 // KEYS[2..]  an idempotency key for each event flagged '1', in order
-// ARGV[1]    MINID threshold for inline trimming (~), done once by the
-//
-//	first write; "" for none
+// ARGV[1]    MINID threshold (~) for the first write to trim; "" for none
 //
 // ARGV[2]    idempotency window in milliseconds
 // ARGV[3..]  per event: flag ('1' checked, '0' not), payload
