@@ -21,3 +21,10 @@ bench:
 
 bench-quick:
 	cd bench && go run . -quick $(BENCHFLAGS)
+
+# The library's own benchmarks against the test Redis (see scripts/test.sh).
+.PHONY: bench-lib
+bench-lib:
+	go test -run '^$$' -bench 'XAddLoop|Publish|EndToEnd' -benchtime 3s .
+	go test -run '^$$' -bench 'ConsumeBacklog' -benchtime 200000x .
+	go test -run '^$$' -bench 'Latency' -benchtime 10000x .

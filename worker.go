@@ -72,7 +72,7 @@ type runCtx struct {
 }
 
 func (r *runCtx) Deadline() (time.Time, bool) { return r.deadline, true }
-func (r *runCtx) Value(key any) any             { return r.parent.Value(key) }
+func (r *runCtx) Value(key any) any           { return r.parent.Value(key) }
 
 func (r *runCtx) Done() <-chan struct{} {
 	r.mu.Lock()
