@@ -86,9 +86,10 @@ type Consumer struct {
 	// The group's stream names, built once.
 	mainStream, replayStream, retryStream string
 
-	acks *acker
-	sem  chan struct{} // one token per entry queued or in flight
-	work chan job      // events for the worker goroutines
+	acks     *acker
+	sem      chan struct{} // one token per entry queued or in flight
+	inflight *inflightSet  // the entries those tokens stand for
+	work     chan job      // events for the worker goroutines
 
 	workers   sync.WaitGroup // live (not abandoned) workers
 	wmu       sync.Mutex
@@ -165,7 +166,7 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	// waits while Concurrency workers run, so reads stay full-sized.
 	slots := cfg.Concurrency + b.cfg.BatchSize
 	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, slots), work: make(chan job, slots),
-		workerSet:  map[*worker]struct{}{},
+		workerSet: map[*worker]struct{}{}, inflight: newInflightSet(),
 		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
 	c.acks = newAcker(c)
 	return c, nil
@@ -266,6 +267,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopWatch := make(chan struct{})
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); c.watchdog(stopWatch) }()
+	touchDone := make(chan struct{})
+	go func() { defer close(touchDone); c.touchLoop(stopWatch) }()
 	var loops sync.WaitGroup
 	loops.Go(func() { c.readLoop(ctx) })
 	loops.Go(func() { c.claimLoop(ctx) })
@@ -286,6 +289,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	close(stopWatch)
 	<-watchDone
+	<-touchDone
 	// Flush the last acknowledgements.
 	close(stopAcks)
 	<-ackDone
@@ -340,6 +344,7 @@ func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage
 	case <-ctx.Done():
 		return // left pending: claimed later by a live consumer
 	}
+	c.inflight.add(stream, m.ID)
 	c.work <- job{stream: stream, msg: m, claimed: claimed} // never blocks: the channel holds as many as there are tokens
 }
 
@@ -370,6 +375,16 @@ type retryData struct {
 	Type             string         `json:"type"`
 	TenantID         string         `json:"tenantId"`
 	Errors           []AttemptError `json:"errors"`
+	// StatusID names the status hash when it is not the event id (a
+	// replayed copy).
+	StatusID string `json:"statusId,omitempty"`
+}
+
+func (d *retryData) statusID() string {
+	if d.StatusID != "" {
+		return d.StatusID
+	}
+	return d.EventID
 }
 
 // failureOp schedules the next attempt of data.Handler, or dead-letters
@@ -422,9 +437,8 @@ func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.Sett
 
 // settle records a delivery's outcome, retrying while Redis is away.
 func (c *Consumer) settle(args rdb.SettleArgs) {
-	ok := c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) })
-	if !ok {
-		return
+	if !c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) }) {
+		return // left pending (shutdown), or claimed by another consumer
 	}
 	for _, op := range args.Ops {
 		if op.Kind == "dlq" {
@@ -458,8 +472,9 @@ func (c *Consumer) ack(stream, id, statusKey string) {
 }
 
 // retryRedis runs op until it succeeds, backing off while Redis is
-// unreachable. It gives up (false) when the shutdown deadline passes: the
-// entry then stays pending and is claimed later.
+// unreachable. It gives up (false) when the shutdown deadline passes, on
+// any other error, or when another consumer claimed the entry: the entry
+// then stays pending (or with its new owner).
 func (c *Consumer) retryRedis(op func(ctx context.Context) error) bool {
 	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	for {
@@ -468,6 +483,14 @@ func (c *Consumer) retryRedis(op func(ctx context.Context) error) bool {
 			return true
 		}
 		if c.handlerCtx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, rdb.ErrNotOwner) {
+			c.log.LogAttrs(context.Background(), slog.LevelInfo, "entry claimed by another consumer; its outcome is theirs", slog.String("error", err.Error()))
+			return false
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			c.log.LogAttrs(context.Background(), slog.LevelError, "recording outcome failed; entry left pending", slog.String("error", err.Error()))
 			return false
 		}
 		c.log.LogAttrs(context.Background(), slog.LevelWarn, "recording outcome failed, retrying", slog.String("error", err.Error()))

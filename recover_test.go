@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -156,4 +157,60 @@ func TestConsumerStartsWithRedisDownAndRecovers(t *testing.T) {
 		return err == nil
 	})
 	waitFor(t, 40*time.Second, "the consumer to recover by itself", func() bool { return runs.get(p.ID) == 1 })
+}
+
+// Entries this consumer still holds (queued behind a busy worker, or in a
+// run of slow handlers) are not reclaimed as if their consumer were dead.
+func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	b := fastBus(t, c, prefix, nil)
+	b.SetUp(ctx)
+	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
+		cfg.ClaimIdle, cfg.ClaimInterval, cfg.Concurrency = time.Second, 50*time.Millisecond, 1
+	})
+	h1, h2 := newCounter(), newCounter()
+	mustHandle(t, cons, "h1", "*", func(_ context.Context, ev eventbus.Event) error {
+		time.Sleep(400 * time.Millisecond) // slow work, not synchronisation
+		if h1.add(ev.ID) == 1 {
+			return errors.New("first run fails")
+		}
+		return nil
+	}, eventbus.Priority(1), eventbus.Timeout(900*time.Millisecond))
+	mustHandle(t, cons, "h2", "*", func(_ context.Context, ev eventbus.Event) error {
+		time.Sleep(400 * time.Millisecond)
+		h2.add(ev.ID)
+		return nil
+	}, eventbus.Priority(2), eventbus.Timeout(900*time.Millisecond))
+	runConsumer(t, cons)
+	// Three events behind one worker: the last waits about 2.4 s, well
+	// past ClaimIdle, before it starts.
+	ids := publishN(t, b, 3, "approval.item.approved")
+	waitFor(t, 20*time.Second, "every event through both handlers, with h1's retry", func() bool {
+		for _, id := range ids {
+			if h1.get(id) < 2 || h2.get(id) < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, 5*time.Second, "nothing pending", func() bool {
+		return pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup)+
+			pendingCount(t, c, prefix+":events:retries:"+eventbus.DefaultGroup, eventbus.DefaultGroup) == 0
+	})
+	for _, id := range ids {
+		if h1.get(id) != 2 || h2.get(id) != 1 {
+			t.Errorf("event %s: h1 ran %d times (want 2: first + retry), h2 %d (want 1)", id, h1.get(id), h2.get(id))
+		}
+		st, err := b.Status(ctx, id)
+		if err != nil || st.State != eventbus.StateCompleted {
+			t.Errorf("status %+v %v", st, err)
+		}
+		if open := c.HGet(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":"+id, "open").Val(); open != "0" {
+			t.Errorf("event %s: open retries %q, want 0", id, open)
+		}
+	}
+	if n := cons.Stats().Claimed; n != 0 {
+		t.Errorf("%d entries reclaimed from a live consumer", n)
+	}
 }

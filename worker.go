@@ -32,6 +32,10 @@ type task struct {
 	m      redis.XMessage
 	raw    string // the envelope as delivered
 	ev     Event
+	// statusID names the event's status hash: the event id, or for a
+	// replayed copy "replay:<job>:<event id>", so that a replay never
+	// touches the original delivery's record.
+	statusID string
 
 	todo      []*subscription // handlers to run, in priority order
 	next      int
@@ -120,12 +124,14 @@ func (c *Consumer) startWorker(t *task, s *subscription, res runResult) {
 			if !c.resume(w, t, s, res) {
 				return // abandoned again: the task moved on
 			}
+			c.inflight.remove(t.stream, t.m.ID)
 			<-c.sem
 		}
 		for j := range c.work {
 			if !c.stopping.Load() && !c.process(w, j) {
 				return
 			}
+			c.inflight.remove(j.stream, j.msg.ID)
 			<-c.sem
 		}
 		c.wmu.Lock()
@@ -300,13 +306,25 @@ func (c *Consumer) entryTask(j job) *task {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp, _ = rdb.IDTime(j.msg.ID)
 	}
-	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev}
+	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev, statusID: ev.ID}
+	if j.stream == c.replayStream && ev.Replay != nil {
+		t.statusID = "replay:" + ev.Replay.JobID + ":" + ev.ID
+	}
 	subs := c.matching(j.stream, ev)
 	var done map[string]bool
 	if j.claimed && len(subs) > 0 {
-		// A redelivery: skip the handlers whose outcome is recorded.
-		if h, err := c.bus.rdb.StatusHash(c.handlerCtx, cfg.Group, ev.ID); err == nil && len(h) > 0 {
-			t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, ev.ID)
+		// A redelivery: skip the handlers whose outcome is recorded. If
+		// that cannot be read, the entry stays pending rather than
+		// running a handler twice.
+		var h map[string]string
+		if !c.retryRedis(func(ctx context.Context) (err error) {
+			h, err = c.bus.rdb.StatusHash(ctx, cfg.Group, t.statusID)
+			return err
+		}) {
+			return nil
+		}
+		if len(h) > 0 {
+			t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.statusID)
 			done = map[string]bool{}
 			for _, s := range subs {
 				var rec handlerRecord
@@ -336,7 +354,7 @@ func (c *Consumer) retryTask(j job) *task {
 		c.deadLetterEntry(j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))
 		return nil
 	}
-	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data}
+	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data, statusID: data.statusID()}
 	s := c.subscription(data.Handler)
 	ev, err := decodeEvent(data.Event, 0)
 	now := time.Now().UTC()
@@ -375,11 +393,11 @@ func (c *Consumer) record(t *task, s *subscription, res runResult) bool {
 	cfg := c.bus.cfg
 	rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
 	if !c.retryRedis(func(ctx context.Context) error {
-		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.ev.ID, s.name, rec, cfg.Retention.Main, t.stream, c.cfg.Name, t.m.ID)
+		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.statusID, s.name, rec, cfg.Retention.Main, t.stream, c.cfg.Name, t.m.ID)
 	}) {
-		return false
+		return false // shutting down, or another consumer claimed the entry
 	}
-	t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.ev.ID)
+	t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.statusID)
 	return true
 }
 
@@ -407,7 +425,7 @@ func (c *Consumer) finish(t *task) {
 	cfg := c.bus.cfg
 	now := time.Now().UTC()
 	args := rdb.SettleArgs{
-		Stream: t.stream, Group: cfg.Group, EntryID: t.m.ID, EventID: t.ev.ID, EventStreamID: t.m.ID,
+		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
 		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
 	}
@@ -419,6 +437,9 @@ func (c *Consumer) finish(t *task) {
 		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
 		data := retryData{Event: t.raw, Handler: f.s.name, Attempt: 2, Stream: t.stream, OriginalStreamID: t.m.ID,
 			EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, Errors: errs}
+		if t.statusID != t.ev.ID {
+			data.StatusID = t.statusID
+		}
 		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
 	}
 	c.settle(args)
@@ -429,7 +450,7 @@ func (c *Consumer) retrySettleArgs(t *task, op rdb.SettleOp) rdb.SettleArgs {
 	cfg := c.bus.cfg
 	d := t.retry
 	return rdb.SettleArgs{
-		Stream: t.stream, Group: cfg.Group, EntryID: t.m.ID, EventID: d.EventID, EventStreamID: d.OriginalStreamID,
+		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: d.statusID(), EventStreamID: d.OriginalStreamID,
 		Type: d.Type, Tenant: d.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(time.Now(), cfg.Retention.DLQ), Ops: []rdb.SettleOp{op},
 	}

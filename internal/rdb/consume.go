@@ -71,9 +71,14 @@ type SettleOp struct {
 	Flag bool
 }
 
+// ErrNotOwner is returned when an entry is no longer pending at this
+// consumer (another consumer claimed it): its outcome is not recorded here.
+var ErrNotOwner = errors.New("entry no longer owned by this consumer")
+
 // SettleArgs describes one delivery's outcome.
 type SettleArgs struct {
 	Stream, Group, EntryID string
+	Consumer               string // the consumer that must still own the entry
 	EventID                string
 	EventStreamID          string // the event's id in the main stream
 	Type, Tenant           string
@@ -89,7 +94,7 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group), k.DLQ()}
 	args := make([]any, 0, 8+7*len(a.Ops))
 	args = append(args, a.Group, a.EntryID, a.OpenTTL.Milliseconds(), a.ResolvedTTL.Milliseconds(), a.DLQMinID,
-		a.EventStreamID, a.Type, a.Tenant)
+		a.EventStreamID, a.Type, a.Tenant, a.Consumer)
 	for _, op := range a.Ops {
 		flag := "0"
 		if op.Flag {
@@ -104,8 +109,12 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 			args = append(args, op.Kind, op.Handler, op.Record, "", "", "", flag)
 		}
 	}
-	if err := settle.Run(ctx, r.c, keys, args...).Err(); err != nil {
+	n, err := settle.Run(ctx, r.c, keys, args...).Int()
+	if err != nil {
 		return fmt.Errorf("settle %s: %w", a.EntryID, err)
+	}
+	if n < 0 {
+		return fmt.Errorf("settle %s: %w", a.EntryID, ErrNotOwner)
 	}
 	return nil
 }
@@ -242,20 +251,32 @@ func (r *RDB) StatusHashes(ctx context.Context, group string, eventIDs []string)
 	return out, nil
 }
 
-// MarkHandler records a handler's outcome for an event in flight (the
+// MarkHandler records a handler's success for an event in flight (the
 // event has more handlers to run), so that a redelivery after a crash
-// skips it. It also resets the entry's idle time (XCLAIM to the same
-// consumer), telling the group the entry is in progress, not abandoned.
-func (r *RDB) MarkHandler(ctx context.Context, group, eventID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
-	key := r.keys.Status(group, eventID)
-	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, "h:"+handler, record)
-		p.PExpire(ctx, key, ttl)
-		p.XClaimJustID(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, MinIdle: 0, Messages: []string{entryID}})
-		return nil
-	})
+// skips it, and resets the entry's idle time, telling the group the entry
+// is in progress. ErrNotOwner when another consumer claimed the entry.
+func (r *RDB) MarkHandler(ctx context.Context, group, statusID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
+	n, err := markHandler.Run(ctx, r.c, []string{stream, r.keys.Status(group, statusID)},
+		group, entryID, "h:"+handler, record, ttl.Milliseconds(), "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("mark handler %s: %w", handler, err)
+	}
+	if n < 0 {
+		return fmt.Errorf("mark handler %s: %w", handler, ErrNotOwner)
+	}
+	return nil
+}
+
+// TouchOwned resets the idle time of the entries of stream that consumer
+// still owns, so they are not claimed while being handled.
+func (r *RDB) TouchOwned(ctx context.Context, stream, group, consumer string, ids []string) error {
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, group, consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := touchOwned.Run(ctx, r.c, []string{stream}, args...).Err(); err != nil {
+		return fmt.Errorf("touch %s: %w", stream, err)
 	}
 	return nil
 }

@@ -47,9 +47,21 @@ end
 return out
 `)
 
-// settle records the outcome of one delivery in one atomic step: handler
-// outcomes in the status hash, retries scheduled, dead letters written,
-// and the entry acknowledged.
+// ownerCheck is the Lua prologue of every step that settles or touches an
+// entry in flight: it returns -1 and changes nothing unless the entry is
+// still pending at ARGV[9] (this consumer). Another consumer may have
+// claimed it meanwhile; that consumer then owns the outcome.
+// KEYS[1] the entry's stream, ARGV[1] group, ARGV[2] entry id.
+const ownerCheck = `
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[9] then return -1 end
+`
+
+// settle records the outcome of one delivery in one atomic step: the
+// entry is acknowledged first (so nothing below can repeat if a later
+// command failed), then handler outcomes go to the status hash, retries
+// are scheduled and dead letters written. It returns -1 and does nothing
+// when this consumer no longer owns the entry.
 //
 // KEYS[1] the entry's stream     KEYS[2] the status hash
 // KEYS[3] the retry schedule     KEYS[4] the retry data hash
@@ -57,15 +69,17 @@ return out
 // ARGV[1] group  ARGV[2] entry id  ARGV[3] status TTL ms while retries are
 // open  ARGV[4] status TTL ms once resolved  ARGV[5] DLQ MINID (exact)
 // ARGV[6] meta: event stream id  ARGV[7] meta: type  ARGV[8] meta: tenant
+// ARGV[9] consumer
 // then per operation 7 slots: kind, handler, handler JSON, a, b, c, flag
 //
 //	kind 'done':  flag '1' when it resolves an open retry
 //	kind 'retry': a due ms, b member, c data; flag '1' when it opens one
 //	kind 'dlq':   a payload, b meta JSON; flag '1' when it resolves one
-var settle = redis.NewScript(`
+var settle = redis.NewScript(ownerCheck + `
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 local status = KEYS[2]
 redis.call('HSET', status, 'stream', ARGV[6], 'type', ARGV[7], 'tenant', ARGV[8])
-for i = 9, #ARGV, 7 do
+for i = 10, #ARGV, 7 do
   local kind, handler, hjson = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local a, b, c, flag = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   redis.call('HSET', status, 'h:' .. handler, hjson)
@@ -80,7 +94,6 @@ for i = 9, #ARGV, 7 do
     if flag == '1' then redis.call('HINCRBY', status, 'open', -1) end
   end
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 local open = tonumber(redis.call('HGET', status, 'open') or '0')
 if open > 0 then
   redis.call('PEXPIRE', status, ARGV[3])
@@ -88,6 +101,37 @@ else
   redis.call('PEXPIRE', status, ARGV[4])
 end
 return open
+`)
+
+// markHandler records a handler's success for an entry still in flight
+// and resets the entry's idle time, only while this consumer owns it;
+// -1 otherwise.
+//
+// KEYS[1] the entry's stream  KEYS[2] the status hash
+// ARGV[1] group  ARGV[2] entry id  ARGV[3] field  ARGV[4] record
+// ARGV[5] status TTL ms  ARGV[6..8] unused  ARGV[9] consumer
+var markHandler = redis.NewScript(ownerCheck + `
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[9], 0, ARGV[2], 'JUSTID')
+return 1
+`)
+
+// touchOwned resets the idle time of entries this consumer is still
+// handling, skipping any another consumer has claimed, so that a long
+// local queue or a run of slow handlers is not taken for a dead consumer.
+//
+// KEYS[1] the stream  ARGV[1] group  ARGV[2] consumer  ARGV[3..] ids
+var touchOwned = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
 `)
 
 // forwardRetries moves due retries to the group's retries stream.
