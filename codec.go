@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"encoding/json"
+	"time"
 	"unicode/utf8"
 )
 
@@ -17,7 +18,7 @@ func appendEnvelope(buf []byte, ev *Event) []byte {
 	buf = append(buf, `,"source":`...)
 	buf = appendString(buf, ev.Source)
 	buf = append(buf, `,"timestamp":"`...)
-	buf = ev.Timestamp.UTC().AppendFormat(buf, TimestampLayout)
+	buf = appendTimestamp(buf, ev.Timestamp)
 	buf = append(buf, `","correlationId":`...)
 	buf = appendString(buf, ev.CorrelationID)
 	buf = append(buf, `,"tenantId":`...)
@@ -237,4 +238,39 @@ func objectEnd(s string, i int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// appendTimestamp appends t in TimestampLayout (RFC 3339, UTC,
+// milliseconds) without time.Format's layout parsing. Years outside
+// 0-9999 take the general path.
+func appendTimestamp(buf []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(buf, TimestampLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	d := func(v, n int) { // v as n decimal digits
+		start := len(buf)
+		buf = append(buf, "0000"[:n]...)
+		for i := start + n - 1; i >= start; i-- {
+			buf[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	d(year, 4)
+	buf = append(buf, '-')
+	d(int(month), 2)
+	buf = append(buf, '-')
+	d(day, 2)
+	buf = append(buf, 'T')
+	d(hour, 2)
+	buf = append(buf, ':')
+	d(minute, 2)
+	buf = append(buf, ':')
+	d(sec, 2)
+	buf = append(buf, '.')
+	d(ms, 3)
+	return append(buf, 'Z')
 }

@@ -83,3 +83,21 @@ func FuzzDecodeFast(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendTimestampMatchesFormat(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("x", -3600)),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, 0),
+		time.Now(),
+	} {
+		got := string(appendTimestamp([]byte("x"), tm))
+		want := "x" + tm.UTC().Format(TimestampLayout)
+		if got != want {
+			t.Errorf("%v: %s, want %s", tm, got, want)
+		}
+	}
+}
