@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"strconv"
 	"sync"
 	"syscall"
@@ -235,4 +236,48 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
 			c.Del(ctx, keys...)
 		}
 	}
+}
+
+// StartCluster runs a Redis Cluster of n masters (no replicas) on free
+// loopback ports, slots split evenly, and returns their addresses once the
+// cluster state is ok. The processes are killed when the test ends.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	servers := make([]*Server, n)
+	addrs := make([]string, n)
+	for i := range servers {
+		dir := t.TempDir()
+		servers[i] = Start(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		addrs[i] = servers[i].Addr()
+	}
+	const slots = 16384
+	for i, s := range servers {
+		c := s.Client(t)
+		lo, hi := i*slots/n, (i+1)*slots/n-1
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			t.Fatalf("cluster addslots on %s: %v", s.Addr(), err)
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(s.Addr())
+			if err := servers[0].Client(t).Do(ctx, "CLUSTER", "MEET", host, port).Err(); err != nil {
+				t.Fatalf("cluster meet %s: %v", s.Addr(), err)
+			}
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range servers {
+		c := s.Client(t)
+		for {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster on %s not ok: %v %s", s.Addr(), err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return addrs
 }
