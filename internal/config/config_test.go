@@ -1,12 +1,16 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/redistest"
 )
 
 func load(args []string, env map[string]string) (Settings, error) {
@@ -114,4 +118,34 @@ func TestRedisClientKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+func TestSentinelClientReachesTheMaster(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master.Addr(), "events")
+	s, err := load(nil, map[string]string{"EVENTBUS_SENTINEL_ADDRS": sentinel, "EVENTBUS_SENTINEL_MASTER": "events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.RedisClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bus, err := eventbus.New(s.BusConfig(c, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := bus.SetUp(ctx); err != nil {
+		t.Fatalf("set-up through Sentinel: %v", err)
+	}
+	ev, _ := eventbus.NewEvent("approval.item.approved", "t", "u", nil)
+	p, err := bus.Publish(ctx, ev)
+	if err != nil {
+		t.Fatalf("publish through Sentinel: %v", err)
+	}
+	if n := master.Client(t).XLen(ctx, "hyvve:events:main").Val(); n != 1 {
+		t.Errorf("master holds %d entries, want 1 (%s)", n, p.StreamID)
+	}
 }

@@ -33,6 +33,7 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
+	conf string // configuration file, "" for none
 	args []string
 
 	mu     sync.Mutex
@@ -45,11 +46,18 @@ type Server struct {
 // killed when the test ends.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return startWith(t, "", args...)
+}
+
+// startWith is Start with a configuration file (first argument of
+// redis-server; "" for none).
+func startWith(t testing.TB, conf string, args ...string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH: %s", InstallHint)
 	}
-	s := &Server{t: t, dir: t.TempDir(), args: args}
+	s := &Server{t: t, dir: t.TempDir(), conf: conf, args: args}
 	for attempt := 0; ; attempt++ {
 		s.port = freePort(t)
 		if err = s.start(bin); err == nil {
@@ -120,11 +128,15 @@ func (s *Server) Restart() {
 }
 
 func (s *Server) start(bin string) error {
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+	args = append(args, s.args...)
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -280,4 +292,30 @@ func StartCluster(t testing.TB, n int) []string {
 		}
 	}
 	return addrs
+}
+
+// StartSentinel runs a Redis Sentinel on a free loopback port monitoring
+// the master at masterAddr under name, and returns its address once it
+// knows the master. It is killed when the test ends.
+func StartSentinel(t testing.TB, masterAddr, name string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(masterAddr)
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	body := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n", name, host, port, name)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startWith(t, conf, "--sentinel")
+	c := s.Client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addr, err := c.Do(context.Background(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name).StringSlice()
+		if err == nil && len(addr) == 2 && addr[1] == port {
+			return s.Addr()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel does not know master %s: %v %v", name, addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
