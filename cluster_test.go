@@ -57,7 +57,7 @@ func TestRedisCluster(t *testing.T) {
 		waitFor(t, 10*time.Second, "event handled on the cluster", func() bool { return ok.get(id) == 1 })
 	}
 	waitFor(t, 10*time.Second, "the flaky handler's retries settled", func() bool {
-		st, err := b.Status(ctx, single.ID)
+		st, err := b.Status(ctx, "", single.ID)
 		return err == nil && st.State == eventbus.StateCompleted
 	})
 	if h := b.Health(ctx); !h.Healthy {

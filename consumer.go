@@ -375,8 +375,7 @@ type retryData struct {
 	Type             string         `json:"type"`
 	TenantID         string         `json:"tenantId"`
 	Errors           []AttemptError `json:"errors"`
-	// StatusID names the status hash when it is not the event id (a
-	// replayed copy).
+	// StatusID names the event's status hash (see task.statusID).
 	StatusID string `json:"statusId,omitempty"`
 }
 
@@ -384,7 +383,7 @@ func (d *retryData) statusID() string {
 	if d.StatusID != "" {
 		return d.StatusID
 	}
-	return d.EventID
+	return rdb.ScopedID(d.TenantID, d.EventID)
 }
 
 // failureOp schedules the next attempt of data.Handler, or dead-letters

@@ -144,7 +144,7 @@ func TestEveryEventHandledOnceByThreeConsumers(t *testing.T) {
 		}
 	}
 	// Status of a completed event leaves no key behind and says COMPLETED.
-	st, err := pub.Status(context.Background(), ids[42])
+	st, err := pub.Status(context.Background(), "", ids[42])
 	if err != nil || st.State != eventbus.StateCompleted {
 		t.Errorf("status %+v %v, want COMPLETED", st, err)
 	}
@@ -205,7 +205,7 @@ func TestRetriesRunOnlyTheFailedHandler(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "b to succeed on its third run", func() bool { return bRuns.Load() == 3 })
 	waitFor(t, 5*time.Second, "status COMPLETED", func() bool {
-		st, err := b.Status(context.Background(), p.ID)
+		st, err := b.Status(context.Background(), "", p.ID)
 		return err == nil && st.State == eventbus.StateCompleted
 	})
 	if a.Load() != 1 {
@@ -216,7 +216,7 @@ func TestRetriesRunOnlyTheFailedHandler(t *testing.T) {
 		t.Errorf("order %v: lower priority must run first", order)
 	}
 	mu.Unlock()
-	st, _ := b.Status(context.Background(), p.ID)
+	st, _ := b.Status(context.Background(), "", p.ID)
 	if len(st.Handlers) != 2 || st.Handlers[1].Name != "b" || st.Handlers[1].Attempts != 3 || st.Handlers[1].State != "succeeded" {
 		t.Errorf("status handlers %+v", st.Handlers)
 	}
@@ -248,7 +248,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 	}
 	// While retrying: FAILED with the next attempt.
 	waitFor(t, 5*time.Second, "status FAILED", func() bool {
-		st, err := b.Status(context.Background(), p.ID)
+		st, err := b.Status(context.Background(), "", p.ID)
 		return err == nil && st.State == eventbus.StateFailed && st.NextAttemptAt != nil && st.LastError != ""
 	})
 	dlq := prefix + ":events:dlq"
@@ -281,7 +281,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 	if err := json.Unmarshal([]byte(entries[0].Values["event"].(string)), &orig); err != nil || orig["id"] != p.ID {
 		t.Errorf("DLQ event field %v %v", orig, err)
 	}
-	st, err := b.Status(context.Background(), p.ID)
+	st, err := b.Status(context.Background(), "", p.ID)
 	if err != nil || st.State != eventbus.StateDLQ || st.Attempts != 4 || st.LastError != "attempt 4 failed" {
 		t.Errorf("status %+v %v, want DLQ after 4 attempts", st, err)
 	}
@@ -305,7 +305,7 @@ func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {
 	runConsumer(t, cons)
 	p, _ := b.Publish(context.Background(), approved("t1"))
 	waitFor(t, 5*time.Second, "DLQ entry", func() bool { return c.XLen(context.Background(), prefix+":events:dlq").Val() == 1 })
-	st, err := b.Status(context.Background(), p.ID)
+	st, err := b.Status(context.Background(), "", p.ID)
 	if err != nil || st.State != eventbus.StateDLQ || runs.Load() != 1 {
 		t.Errorf("status %+v %v runs %d", st, err, runs.Load())
 	}
@@ -442,7 +442,7 @@ func TestHandlerIgnoringItsTimeoutDoesNotBlockTheNextHandlers(t *testing.T) {
 	waitFor(t, 5*time.Second, "both stuck runs dead-lettered", func() bool {
 		return c.XLen(ctx, prefix+":events:dlq").Val() == 2
 	})
-	st, err := b.Status(ctx, first.ID)
+	st, err := b.Status(ctx, "", first.ID)
 	if err != nil || st.State != eventbus.StateDLQ || len(st.Handlers) != 2 {
 		t.Errorf("status %+v %v", st, err)
 	}

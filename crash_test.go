@@ -60,7 +60,7 @@ func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.
 	for sid := range held {
 		id := byStream[sid]
 		heldEvents[id] = true
-		for field, v := range c.HGetAll(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":"+id).Val() {
+		for field, v := range c.HGetAll(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":2:t1:"+id).Val() {
 			if h, ok := strings.CutPrefix(field, "h:"); ok && strings.Contains(v, `"succeeded"`) {
 				doneAtKill[id+"|"+h] = true
 			}
@@ -130,7 +130,7 @@ func TestScheduledRetrySurvivesRestartOfEveryProcess(t *testing.T) {
 		t.Errorf("handlers a and b ran %s and %s times, want once each", a, b)
 	}
 	waitFor(t, 5*time.Second, "status COMPLETED", func() bool {
-		st, err := b.Status(ctx, p.ID)
+		st, err := b.Status(ctx, "", p.ID)
 		return err == nil && st.State == eventbus.StateCompleted
 	})
 }

@@ -43,7 +43,7 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err != nil {
 		return Published{}, err
 	}
-	item := rdb.Append{Payload: payload}
+	item := rdb.Append{Payload: payload, TenantID: ev.TenantID}
 	if !generated {
 		item.EventID = ev.ID
 	}
@@ -82,7 +82,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 			}
 			return nil, err
 		}
-		items[i].Payload = payload
+		items[i].Payload, items[i].TenantID = payload, evs[i].TenantID
 		if !generated {
 			items[i].EventID = evs[i].ID
 		}

@@ -186,7 +186,7 @@ func TestPublishIdempotentForCallerIDs(t *testing.T) {
 	if err != nil || !again.Duplicate || again.StreamID != first.StreamID || again.ID != ev.ID {
 		t.Fatalf("repeat: %+v %v, want duplicate of %s", again, err, first.StreamID)
 	}
-	if ttl := c.PTTL(ctx, prefix+":events:idem:"+ev.ID).Val(); ttl <= 23*time.Hour || ttl > 24*time.Hour {
+	if ttl := c.PTTL(ctx, prefix+":events:idem:2:t1:"+ev.ID).Val(); ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Errorf("idempotency key ttl %v, want the 24h window", ttl)
 	}
 
@@ -331,4 +331,37 @@ func TestPublishFailsFastWhileRedisDown(t *testing.T) {
 		_, err := b.Publish(ctx, approved("t"))
 		return err == nil
 	})
+}
+
+// Caller-supplied ids are unique per tenant: one tenant can neither
+// suppress nor look up another tenant's event by reusing its id.
+func TestIdempotencyIsPerTenant(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	b := newBus(t, c, prefix, nil)
+	b.SetUp(ctx)
+	theirs := approved("tenant-b")
+	theirs.ID = "order-42"
+	ours := approved("tenant-a")
+	ours.ID = "order-42"
+	pb, err := b.Publish(ctx, theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, err := b.Publish(ctx, ours)
+	if err != nil || pa.Duplicate || pa.StreamID == pb.StreamID {
+		t.Fatalf("tenant-a's order-42 after tenant-b's: %+v %v, want a new entry", pa, err)
+	}
+	if n := c.XLen(ctx, prefix+":events:main").Val(); n != 2 {
+		t.Errorf("%d entries, want 2", n)
+	}
+	for tenant, want := range map[string]string{"tenant-a": pa.StreamID, "tenant-b": pb.StreamID} {
+		st, err := b.Status(ctx, tenant, "order-42")
+		if err != nil || st.StreamID != want || st.TenantID != tenant {
+			t.Errorf("status of %s's order-42: %+v %v, want stream id %s", tenant, st, err, want)
+		}
+	}
+	if _, err := b.Status(ctx, "tenant-c", "order-42"); !errors.Is(err, eventbus.ErrNotFound) {
+		t.Errorf("tenant-c's order-42: %v, want ErrNotFound", err)
+	}
 }

@@ -202,11 +202,11 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 		if h1.get(id) != 2 || h2.get(id) != 1 {
 			t.Errorf("event %s: h1 ran %d times (want 2: first + retry), h2 %d (want 1)", id, h1.get(id), h2.get(id))
 		}
-		st, err := b.Status(ctx, id)
+		st, err := b.Status(ctx, "", id)
 		if err != nil || st.State != eventbus.StateCompleted {
 			t.Errorf("status %+v %v", st, err)
 		}
-		if open := c.HGet(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":"+id, "open").Val(); open != "0" {
+		if open := c.HGet(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":2:t1:"+id, "open").Val(); open != "0" {
 			t.Errorf("event %s: open retries %q, want 0", id, open)
 		}
 	}

@@ -1,7 +1,6 @@
 package eventbus
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +58,11 @@ type HandlerStatus struct {
 	UpdatedAt     time.Time  `json:"updatedAt"`
 }
 
-// Status reports the state of an event in the bus's group, without
-// scanning a stream:
+// Status reports the state of the event eventID of tenant tenantID in the
+// bus's group, without scanning a stream. Event ids given by callers are
+// unique per tenant, so the tenant is needed to find them; with tenantID
+// "" only ids the bus generated (ULIDs) can be found, and the tenant is
+// read from the entry.
 //
 //   - Events with a failure (and multi-handler events in flight) have a
 //     status hash, written in the same atomic steps as the acks: it gives
@@ -71,16 +73,22 @@ type HandlerStatus struct {
 //     PENDING, PROCESSING or COMPLETED.
 //
 // A completed event without failures leaves no key behind. ErrNotFound
-// when the event cannot be located (unknown id, or a caller-supplied id
-// older than the idempotency window).
-func (b *Bus) Status(ctx context.Context, eventID string) (EventStatus, error) {
-	st := EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}
-	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, eventID)
+// when the event cannot be located (unknown id, another tenant's event,
+// or a caller-supplied id older than the idempotency window).
+func (b *Bus) Status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
+	st := EventStatus{EventID: eventID, TenantID: tenantID, Handlers: []HandlerStatus{}}
+	var err error
+	if tenantID == "" {
+		if st.StreamID, st.Type, st.TenantID, err = b.locate(ctx, "", eventID); err != nil {
+			return st, err
+		}
+	}
+	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, rdb.ScopedID(st.TenantID, eventID))
 	if err != nil {
 		return st, wrapOp("status", err)
 	}
 	if len(h) > 0 {
-		st.StreamID, st.Type, st.TenantID = h["stream"], h["type"], h["tenant"]
+		st.StreamID, st.Type = h["stream"], h["type"]
 		for k, v := range h {
 			name, ok := strings.CutPrefix(k, "h:")
 			if !ok {
@@ -101,7 +109,7 @@ func (b *Bus) Status(ctx context.Context, eventID string) (EventStatus, error) {
 		// Only successes recorded: the event is in flight or done.
 	}
 	if st.StreamID == "" {
-		if st.StreamID, st.Type, st.TenantID, err = b.locate(ctx, eventID); err != nil {
+		if st.StreamID, st.Type, _, err = b.locate(ctx, st.TenantID, eventID); err != nil {
 			return st, err
 		}
 	}
@@ -149,24 +157,26 @@ func (b *Bus) summarise(st *EventStatus) {
 	}
 }
 
-// locate finds the main-stream entry of an event without a status hash,
-// and its type and tenant.
-func (b *Bus) locate(ctx context.Context, eventID string) (streamID, typ, tenant string, err error) {
+// locate finds the main-stream entry of event eventID of tenant tenantID
+// ("" for any tenant: ULID ids only), and its type and tenant.
+func (b *Bus) locate(ctx context.Context, tenantID, eventID string) (streamID, typ, tenant string, err error) {
 	main := b.rdb.Keys().Main()
-	id, err := b.rdb.IdempotentStreamID(ctx, eventID)
-	if err != nil {
-		return "", "", "", wrapOp("status", err)
-	}
-	if id != "" {
-		msgs, err := b.rdb.Range(ctx, main, id, id, 1)
+	if tenantID != "" {
+		id, err := b.rdb.IdempotentStreamID(ctx, tenantID, eventID)
 		if err != nil {
 			return "", "", "", wrapOp("status", err)
 		}
-		if len(msgs) == 0 {
-			return "", "", "", ErrNotFound // trimmed
+		if id != "" {
+			msgs, err := b.rdb.Range(ctx, main, id, id, 1)
+			if err != nil {
+				return "", "", "", wrapOp("status", err)
+			}
+			if len(msgs) == 0 {
+				return "", "", "", ErrNotFound // trimmed
+			}
+			w := entryEnvelope(msgs[0].Values)
+			return id, w.Type, w.TenantID, nil
 		}
-		typ, tenant = entryTypeTenant(msgs[0].Values)
-		return id, typ, tenant, nil
 	}
 	u, err := ulid.ParseStrict(eventID)
 	if err != nil {
@@ -174,7 +184,6 @@ func (b *Bus) locate(ctx context.Context, eventID string) (streamID, typ, tenant
 	}
 	t := ulid.Time(u.Time())
 	needle, _ := json.Marshal(eventID)
-	needle = append([]byte(`"id":`), needle...)
 	start := rdb.MinIDFor(t.Add(-statusSearchBefore), 0)
 	end := strconv.FormatInt(t.Add(statusSearchAfter).UnixMilli(), 10)
 	for seen := 0; seen < statusSearchMax; {
@@ -183,9 +192,12 @@ func (b *Bus) locate(ctx context.Context, eventID string) (streamID, typ, tenant
 			return "", "", "", wrapOp("status", err)
 		}
 		for _, m := range msgs {
-			if s, ok := m.Values["event"].(string); ok && bytes.Contains([]byte(s), needle) {
-				typ, tenant = entryTypeTenant(m.Values)
-				return m.ID, typ, tenant, nil
+			s, _ := m.Values["event"].(string)
+			if !strings.Contains(s, string(needle)) {
+				continue // cheap filter; the decoded id decides
+			}
+			if w := entryEnvelope(m.Values); w.ID == eventID && (tenantID == "" || w.TenantID == tenantID) {
+				return m.ID, w.Type, w.TenantID, nil
 			}
 		}
 		if len(msgs) < 500 {
@@ -197,13 +209,13 @@ func (b *Bus) locate(ctx context.Context, eventID string) (streamID, typ, tenant
 	return "", "", "", ErrNotFound
 }
 
-// entryTypeTenant reads the type and tenant of an entry's event.
-func entryTypeTenant(values map[string]any) (typ, tenant string) {
+// entryEnvelope decodes the id, type and tenant of an entry's event.
+func entryEnvelope(values map[string]any) (w struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	TenantID string `json:"tenantId"`
+}) {
 	s, _ := values["event"].(string)
-	var w struct {
-		Type     string `json:"type"`
-		TenantID string `json:"tenantId"`
-	}
 	_ = json.Unmarshal([]byte(s), &w)
-	return w.Type, w.TenantID
+	return w
 }

@@ -32,9 +32,9 @@ type task struct {
 	m      redis.XMessage
 	raw    string // the envelope as delivered
 	ev     Event
-	// statusID names the event's status hash: the event id, or for a
-	// replayed copy "replay:<job>:<event id>", so that a replay never
-	// touches the original delivery's record.
+	// statusID names the event's status hash: the tenant-scoped event id
+	// (rdb.ScopedID), or for a replayed copy "replay:<job>:<scoped id>", so
+	// that a replay never touches the original delivery's record.
 	statusID string
 
 	todo      []*subscription // handlers to run, in priority order
@@ -306,9 +306,9 @@ func (c *Consumer) entryTask(j job) *task {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp, _ = rdb.IDTime(j.msg.ID)
 	}
-	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev, statusID: ev.ID}
+	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev, statusID: rdb.ScopedID(ev.TenantID, ev.ID)}
 	if j.stream == c.replayStream && ev.Replay != nil {
-		t.statusID = "replay:" + ev.Replay.JobID + ":" + ev.ID
+		t.statusID = "replay:" + ev.Replay.JobID + ":" + t.statusID
 	}
 	subs := c.matching(j.stream, ev)
 	var done map[string]bool
@@ -437,9 +437,7 @@ func (c *Consumer) finish(t *task) {
 		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
 		data := retryData{Event: t.raw, Handler: f.s.name, Attempt: 2, Stream: t.stream, OriginalStreamID: t.m.ID,
 			EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, Errors: errs}
-		if t.statusID != t.ev.ID {
-			data.StatusID = t.statusID
-		}
+		data.StatusID = t.statusID
 		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
 	}
 	c.settle(args)

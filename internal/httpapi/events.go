@@ -187,9 +187,15 @@ func writePublishError(w http.ResponseWriter, err error) {
 
 // eventStatus serves GET /v1/events/{id}: the event's status in the
 // server's group. Another tenant's event answers 404, as an unknown one.
+// A platform token (tenant *) names the tenant with ?tenantId= to find
+// caller-supplied ids; ids the bus generated are found without it.
 func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	st, err := s.bus.Status(r.Context(), id)
+	tenant := p.TenantID
+	if tenant == auth.AllTenants {
+		tenant = r.URL.Query().Get("tenantId")
+	}
+	st, err := s.bus.Status(r.Context(), tenant, id)
 	switch {
 	case errors.Is(err, eventbus.ErrNotFound), err == nil && !p.SeesTenant(st.TenantID):
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %q not found", id))

@@ -314,10 +314,10 @@ func (r *RDB) Range(ctx context.Context, stream, start, end string, count int64)
 	return m, nil
 }
 
-// IdempotentStreamID returns the stream id remembered for a caller-supplied
-// event id, or "" when none is.
-func (r *RDB) IdempotentStreamID(ctx context.Context, eventID string) (string, error) {
-	v, err := r.c.Get(ctx, r.keys.Idempotency(eventID)).Result()
+// IdempotentStreamID returns the stream id remembered for a tenant's
+// caller-supplied event id, or "" when none is.
+func (r *RDB) IdempotentStreamID(ctx context.Context, tenantID, eventID string) (string, error) {
+	v, err := r.c.Get(ctx, r.keys.Idempotency(tenantID, eventID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}

@@ -1,5 +1,7 @@
 package rdb
 
+import "strconv"
+
 // Keys builds every Redis key name the product uses. It is the only place
 // that knows the key schema (see docs/architecture.md), so that a Redis
 // Cluster layout is a change here and not in the callers.
@@ -38,11 +40,20 @@ func (k Keys) Replay() string { return k.base + ":events:replay" }
 // Streams lists the three streams in a fixed order: main, DLQ, replay.
 func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }
 
-// Idempotency is the key remembering that the caller-supplied event id was
-// published, holding its stream id; it expires after the idempotency
-// window. Its hash tag (cluster layout) matches the main stream's, so the
-// check and the XADD are one atomic step.
-func (k Keys) Idempotency(eventID string) string { return k.base + ":events:idem:" + eventID }
+// ScopedID names an event within its tenant: event ids chosen by callers
+// are unique per tenant only. The tenant's length goes first, so that no
+// two (tenant, id) pairs give the same string.
+func ScopedID(tenantID, eventID string) string {
+	return strconv.Itoa(len(tenantID)) + ":" + tenantID + ":" + eventID
+}
+
+// Idempotency is the key remembering that a tenant's caller-supplied event
+// id was published, holding its stream id; it expires after the
+// idempotency window. Its hash tag (cluster layout) matches the main
+// stream's, so the check and the XADD are one atomic step.
+func (k Keys) Idempotency(tenantID, eventID string) string {
+	return k.base + ":events:idem:" + ScopedID(tenantID, eventID)
+}
 
 // Retries is the group's stream of due retries: the retry forwarder moves
 // each due retry here, and the group's consumers read it like the main
@@ -56,8 +67,10 @@ func (k Keys) RetrySchedule(group string) string { return k.base + ":events:retr
 // RetryData is the group's hash of scheduled retries: member -> JSON.
 func (k Keys) RetryData(group string) string { return k.base + ":events:retry-data:" + group }
 
-// Status is the group's per-event status hash. It exists only for events
-// with a failure, or with several handlers while in flight, and expires.
-func (k Keys) Status(group, eventID string) string {
-	return k.base + ":events:status:" + group + ":" + eventID
+// Status is the group's per-event status hash, named by statusID (a
+// ScopedID, or "replay:<job>:<ScopedID>" for a replayed copy). It exists
+// only for events with a failure, or with several handlers while in
+// flight, and expires.
+func (k Keys) Status(group, statusID string) string {
+	return k.base + ":events:status:" + group + ":" + statusID
 }

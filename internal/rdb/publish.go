@@ -14,8 +14,9 @@ import (
 // caller-supplied id, the event id to check for idempotency ("" skips the
 // check).
 type Append struct {
-	Payload []byte
-	EventID string
+	Payload  []byte
+	EventID  string
+	TenantID string // scopes EventID
 }
 
 // Appended is the outcome of one Append.
@@ -133,7 +134,7 @@ func idempotentArgs(k Keys, stream, minID string, windowMs int64, items []Append
 	args = append(args, minID, strconv.FormatInt(windowMs, 10))
 	for _, it := range items {
 		if it.EventID != "" {
-			keys = append(keys, k.Idempotency(it.EventID))
+			keys = append(keys, k.Idempotency(it.TenantID, it.EventID))
 			args = append(args, "1", it.Payload)
 		} else {
 			args = append(args, "0", it.Payload)
