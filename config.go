@@ -139,8 +139,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Redis == nil:
 		return fmt.Errorf("%w: Redis client is required", ErrConfig)
-	case c.Block < 0:
-		return bad("Block", c.Block, "must not be negative")
+	case c.Block < time.Millisecond:
+		return bad("Block", c.Block, "must be at least 1ms (Redis blocks for whole milliseconds; 0 would block forever)")
 	case c.BatchSize < 1:
 		return bad("BatchSize", c.BatchSize, "must be at least 1")
 	case c.Retention.Main < 0:
@@ -153,8 +153,8 @@ func (c *Config) Validate() error {
 		return bad("JanitorInterval", c.JanitorInterval, "must be positive")
 	case c.MaxEventSize < 0:
 		return bad("MaxEventSize", c.MaxEventSize, "must be positive")
-	case c.IdempotencyWindow < 0:
-		return bad("IdempotencyWindow", c.IdempotencyWindow, "must be positive")
+	case c.IdempotencyWindow < time.Second:
+		return bad("IdempotencyWindow", c.IdempotencyWindow, "must be at least 1s")
 	case c.PublishPipelines < 0:
 		return bad("PublishPipelines", c.PublishPipelines, "must be positive")
 	}

@@ -320,6 +320,9 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 		ev.Timestamp = now
 	}
 	ev.Timestamp = ev.Timestamp.UTC().Truncate(time.Millisecond)
+	if y := ev.Timestamp.Year(); y < 0 || y > 9999 {
+		return nil, false, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("year %d in UTC: RFC 3339 allows 0000 to 9999", y)}
+	}
 	if len(ev.Data) == 0 {
 		ev.Data = json.RawMessage("{}")
 	}

@@ -109,6 +109,21 @@ func TestPrepareFillsDefaults(t *testing.T) {
 	}
 }
 
+func TestPrepareRejectsTimestampsOutsideRFC3339Years(t *testing.T) {
+	for _, ts := range []time.Time{
+		time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("x", -5*3600)), // 10000 in UTC
+		time.Date(0, 1, 1, 0, 30, 0, 0, time.FixedZone("y", 3600)),        // -0001 in UTC
+	} {
+		ev := validEvent()
+		ev.Timestamp = ts
+		_, _, err := prepare(&ev, time.Now(), DefaultMaxEventSize)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "timestamp" {
+			t.Errorf("%v: err %v, want a timestamp error", ts, err)
+		}
+	}
+}
+
 func TestPrepareSizeLimit(t *testing.T) {
 	ev := validEvent()
 	ev.Data = json.RawMessage(`{"blob":"` + strings.Repeat("x", 2000) + `"}`)

@@ -22,6 +22,10 @@ const (
 	RoleOwner     = "owner"
 )
 
+// knownRoles are the roles an API key may have: the three that may publish
+// and the platform's read-only ones.
+var knownRoles = map[string]bool{RolePublisher: true, RoleAdmin: true, RoleOwner: true, "member": true, "viewer": true}
+
 // ErrUnauthenticated means no token, or a token that is not valid.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
@@ -108,15 +112,18 @@ func ParseAPIKeys(s string) (map[string]Principal, error) {
 		return keys, nil
 	}
 	for i, entry := range strings.Split(s, ",") {
-		token, rest, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		entry = strings.TrimSpace(entry)
+		eq := strings.LastIndex(entry, "=") // tokens may end in '=' (base64)
+		ok := eq > 0
+		token, rest := entry[:max(eq, 0)], entry[eq+1:]
 		tenant, role, ok2 := strings.Cut(rest, ":")
 		switch {
 		case !ok || !ok2 || token == "" || tenant == "" || role == "":
 			return nil, fmt.Errorf("entry %d: want token=tenantId:role", i+1)
 		case len(token) < 16:
 			return nil, fmt.Errorf("entry %d: token shorter than 16 characters", i+1)
-		case strings.ToLower(role) != role || strings.ContainsAny(role, " \t"):
-			return nil, fmt.Errorf("entry %d: role %q: want a lowercase word such as publisher, admin or owner", i+1, role)
+		case !knownRoles[role]:
+			return nil, fmt.Errorf("entry %d: role %q: want publisher, admin, owner, member or viewer", i+1, role)
 		}
 		if _, dup := keys[token]; dup {
 			return nil, fmt.Errorf("entry %d: token repeated", i+1)

@@ -77,6 +77,16 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+func TestParseAPIKeysBase64Token(t *testing.T) {
+	keys, err := ParseAPIKeys("c2VjcmV0LXRva2VuLTEyMzQ1Ng===acme:admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := keys["c2VjcmV0LXRva2VuLTEyMzQ1Ng=="]; !ok || p.TenantID != "acme" || p.Role != "admin" {
+		t.Errorf("keys %v", keys)
+	}
+}
+
 func TestParseAPIKeysErrorsNeverShowTokens(t *testing.T) {
 	for _, in := range []string{"secrettoken-123456", "secrettoken-123456=t", "secrettoken-123456=:admin", "short=t:admin",
 		"secrettoken-123456=t:Admin", "secrettoken-123456=t:admin,secrettoken-123456=t:admin"} {

@@ -123,7 +123,8 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	var err error
 	s.RedisURL = val("redis-url")
 	if _, err = redis.ParseURL(s.RedisURL); err != nil {
-		return s, bad("redis-url", err.Error())
+		// The parser's message repeats the URL, password included.
+		return s, bad("redis-url", "want redis://[user:password@]host:port[/db] or rediss://...")
 	}
 	if s.SentinelAddrs, err = addrList(val("sentinel-addrs")); err != nil {
 		return s, bad("sentinel-addrs", err.Error())
@@ -131,6 +132,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	s.SentinelMaster = val("sentinel-master")
 	if len(s.SentinelAddrs) > 0 && s.SentinelMaster == "" {
 		return s, bad("sentinel-master", "required when sentinel addresses are set")
+	}
+	if len(s.SentinelAddrs) == 0 && s.SentinelMaster != "" {
+		return s, bad("sentinel-master", "set, but no sentinel addresses (EVENTBUS_SENTINEL_ADDRS) to ask")
 	}
 	if s.ClusterAddrs, err = addrList(val("cluster-addrs")); err != nil {
 		return s, bad("cluster-addrs", err.Error())
@@ -147,8 +151,8 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 			return s, bad(f, err.Error())
 		}
 	}
-	if s.Block, err = parseDuration(val("block"), time.Millisecond); err != nil || s.Block < 0 {
-		return s, bad("block", "want a duration such as 5s or an integer of milliseconds, not negative")
+	if s.Block, err = parseDuration(val("block"), time.Millisecond); err != nil || s.Block < time.Millisecond {
+		return s, bad("block", "want a duration of at least 1ms such as 5s, or an integer of milliseconds")
 	}
 	if s.BatchSize, err = strconv.Atoi(val("batch-size")); err != nil || s.BatchSize < 1 || s.BatchSize > 10000 {
 		return s, bad("batch-size", "want an integer from 1 to 10000")
@@ -168,8 +172,8 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 		*rt.dst = d
 	}
 	s.HTTPAddr = val("http-addr")
-	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
-		return s, bad("http-addr", "want host:port or :port")
+	if _, port, err := net.SplitHostPort(s.HTTPAddr); err != nil || !validPort(port) {
+		return s, bad("http-addr", "want host:port or :port with a port from 0 to 65535")
 	}
 	if err := s.LogLevel.UnmarshalText([]byte(val("log-level"))); err != nil {
 		return s, bad("log-level", "want debug, info, warn or error")
@@ -208,6 +212,11 @@ func parseDuration(v string, unit time.Duration) (time.Duration, error) {
 	return time.ParseDuration(v)
 }
 
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
 func addrList(v string) ([]string, error) {
 	if v == "" {
 		return nil, nil
@@ -215,7 +224,7 @@ func addrList(v string) ([]string, error) {
 	var out []string
 	for _, a := range strings.Split(v, ",") {
 		a = strings.TrimSpace(a)
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) {
 			return nil, fmt.Errorf("address %q: want host:port", a)
 		}
 		out = append(out, a)

@@ -51,6 +51,9 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("POST /v1/events", s.authenticated(s.publish))
 	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
+	})
 	return mux
 }
 
