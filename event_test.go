@@ -112,7 +112,7 @@ func TestPrepareFillsDefaults(t *testing.T) {
 func TestPrepareRejectsTimestampsOutsideRFC3339Years(t *testing.T) {
 	for _, ts := range []time.Time{
 		time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("x", -5*3600)), // 10000 in UTC
-		time.Date(0, 1, 1, 0, 30, 0, 0, time.FixedZone("y", 3600)),        // -0001 in UTC
+		time.Date(0, 1, 1, 0, 30, 0, 0, time.FixedZone("y", 3600)),         // -0001 in UTC
 	} {
 		ev := validEvent()
 		ev.Timestamp = ts
