@@ -108,3 +108,14 @@ func TestHealthRoutesWithRedisDown(t *testing.T) {
 		t.Errorf("/readyz error = %v, want code redis_unavailable", body)
 	}
 }
+
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	c, prefix := redistest.Shared(t)
+	_, srv := newServer(t, c, prefix)
+	for _, path := range []string{"/nope", "/v1/unknown"} {
+		code, body := get(t, srv.URL+path)
+		if e, _ := body["error"].(map[string]any); code != http.StatusNotFound || e["code"] != "not_found" {
+			t.Errorf("%s = %d %v", path, code, body)
+		}
+	}
+}
