@@ -274,3 +274,62 @@ func appendTimestamp(buf []byte, t time.Time) []byte {
 	d(ms, 3)
 	return append(buf, 'Z')
 }
+
+// parseTimestamp parses an RFC 3339 timestamp. The common UTC form
+// ("2006-01-02T15:04:05Z" with 0 to 9 fraction digits) is read directly;
+// anything else goes to time.Parse, so the result is always time.Parse's.
+func parseTimestamp(s string) (time.Time, error) {
+	if t, ok := parseUTCFast(s); ok {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func parseUTCFast(s string) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+		return time.Time{}, false
+	}
+	nsec := 0
+	switch rest := s[19 : len(s)-1]; {
+	case rest == "":
+	case rest[0] == '.' && len(rest) >= 2 && len(rest) <= 10:
+		frac, ok := num(20, len(rest)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(rest) {
+			frac *= 10
+		}
+		nsec = frac
+	default:
+		return time.Time{}, false
+	}
+	// Out-of-range fields: let time.Parse give its error.
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // e.g. February 30
+		return time.Time{}, false
+	}
+	return t, true
+}

@@ -101,3 +101,25 @@ func TestAppendTimestampMatchesFormat(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTimestamp: the fast path agrees with time.Parse(RFC3339Nano)
+// whenever it accepts.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2025-12-03T10:00:00.000Z", "2025-12-03T10:00:00Z", "2024-02-29T23:59:59.123456789Z",
+		"2025-02-30T00:00:00Z", "2025-12-03T24:00:00Z", "2025-12-03T10:00:00+01:00", "yesterday", "2025-12-03T10:00:00.Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := parseUTCFast(s)
+		if !ok {
+			return
+		}
+		std, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("fast accepted %q, time.Parse refused: %v", s, err)
+		}
+		if !fast.Equal(std) {
+			t.Fatalf("%q: fast %v, time.Parse %v", s, fast, std)
+		}
+	})
+}

@@ -158,7 +158,7 @@ func (w *wireEnvelope) event() (Event, error) {
 	ev := Event{ID: w.ID, Type: w.Type, Source: w.Source, CorrelationID: w.CorrelationID,
 		TenantID: w.TenantID, UserID: w.UserID, Version: w.Version, Data: w.Data, Replay: w.Replay}
 	if w.Timestamp != "" {
-		t, err := time.Parse(time.RFC3339Nano, w.Timestamp)
+		t, err := parseTimestamp(w.Timestamp)
 		if err != nil {
 			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is not RFC 3339", w.Timestamp)}
 		}
