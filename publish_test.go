@@ -264,7 +264,9 @@ func TestPublishCoalescesConcurrentCalls(t *testing.T) {
 	c, prefix := redistest.Shared(t)
 	counter := &countingHook{}
 	c.AddHook(counter)
-	pipelines := &pipelineCounter{}
+	// Each pipeline takes at least 2 ms, as over a real network: while one
+	// is in flight the other callers queue up behind it.
+	pipelines := &pipelineCounter{delay: 2 * time.Millisecond}
 	c.AddHook(pipelines)
 	b := newBus(t, c, prefix, nil)
 	const n = 2000
@@ -298,10 +300,18 @@ func TestPublishCoalescesConcurrentCalls(t *testing.T) {
 	}
 }
 
-type pipelineCounter struct{ countingHook }
+// pipelineCounter counts pipelines and makes each take at least delay.
+type pipelineCounter struct {
+	countingHook
+	delay time.Duration
+}
 
 func (h *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		time.Sleep(h.delay) // simulated network latency, not synchronisation
+		return next(ctx, cmds)
+	}
 }
 
 func TestPublishFailsFastWhileRedisDown(t *testing.T) {
