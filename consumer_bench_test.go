@@ -30,15 +30,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	runConsumer(b, cons)
 	b.ReportAllocs()
 	b.ResetTimer()
-	b.SetParallelism(parallelismFor(50))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := bus.Publish(ctx, benchEvent()); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	publishParallel(b, ctx, bus, 50)
 	for handled.Load() < int64(b.N) {
 		time.Sleep(time.Millisecond)
 	}

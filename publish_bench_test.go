@@ -56,15 +56,7 @@ func BenchmarkPublish(b *testing.B) {
 		bus := newBus(b, c, prefix, nil)
 		ctx := context.Background()
 		b.ReportAllocs()
-		b.SetParallelism(parallelismFor(50))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := bus.Publish(ctx, benchEvent()); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+		publishParallel(b, ctx, bus, 50)
 		reportRate(b, b.N)
 	})
 }
@@ -84,6 +76,20 @@ func BenchmarkPublishBatch100(b *testing.B) {
 		}
 	}
 	reportRate(b, b.N*len(batch))
+}
+
+// publishParallel publishes b.N events from at least goroutines
+// goroutines, one event per call.
+func publishParallel(b *testing.B, ctx context.Context, bus *eventbus.Bus, goroutines int) {
+	b.SetParallelism(parallelismFor(goroutines))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := bus.Publish(ctx, benchEvent()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // parallelismFor returns the RunParallel parallelism that gives at least

@@ -61,9 +61,6 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	return &RDB{c: c, keys: keys, brk: h.brk}
 }
 
-// Client returns the underlying client.
-func (r *RDB) Client() redis.UniversalClient { return r.c }
-
 // Keys returns the key schema.
 func (r *RDB) Keys() Keys { return r.keys }
 
