@@ -48,7 +48,7 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
-	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, maxBatch: maxCoalescedBatch, send: b.sendAppends}
+	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends}
 	return b, nil
 }
 

@@ -23,13 +23,17 @@ func newCall[In, Out any](in In) *call[In, Out] {
 // coalescer batches concurrent calls without a background goroutine and
 // without a linger: callers queue their request; up to maxLeaders of them
 // become leaders that take everything queued and send it as one batch,
-// again while the queue is not empty. A leader whose own request is done
+// again while the queue is not empty. The first leader starts at once;
+// further ones only while at least extraLeadAt requests are queued, so
+// that a light load keeps one deep batch in flight and a backlog gets
+// overlapping round trips. A leader whose own request is done
 // hands the lead to the oldest waiting caller, so no caller serves others
 // for long. send must set out and close done of every call it is given.
 type coalescer[In, Out any] struct {
-	maxLeaders int
-	maxBatch   int
-	send       func(ctx context.Context, calls []*call[In, Out])
+	maxLeaders  int
+	extraLeadAt int // queued requests needed to start a leader beyond the first
+	maxBatch    int
+	send        func(ctx context.Context, calls []*call[In, Out])
 
 	mu      sync.Mutex
 	queue   []*call[In, Out]
@@ -42,7 +46,7 @@ type coalescer[In, Out any] struct {
 func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
-	lead := c.leaders < c.maxLeaders
+	lead := c.leaders == 0 || c.leaders < c.maxLeaders && len(c.queue) >= c.extraLeadAt
 	if lead {
 		c.leaders++
 	}

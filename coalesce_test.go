@@ -13,10 +13,11 @@ import (
 // with a slow sender: every caller returns, every request not cancelled is
 // sent exactly once, cancelled ones are never sent, and batches form.
 func TestCoalescerServesEveryone(t *testing.T) {
-	for _, leaders := range []int{1, 2, 4} {
+	for _, shape := range []struct{ leaders, extraAt int }{{1, 0}, {2, 0}, {4, 0}, {3, 16}} {
+		leaders := shape.leaders
 		var sent, batches atomic.Int64
 		seen := sync.Map{}
-		c := &coalescer[int, int]{maxLeaders: leaders, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
+		c := &coalescer[int, int]{maxLeaders: leaders, extraLeadAt: shape.extraAt, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
 			batches.Add(1)
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 			for _, r := range reqs {
@@ -68,10 +69,69 @@ func TestCoalescerServesEveryone(t *testing.T) {
 	}
 }
 
+// TestCoalescerExtraLeadersNeedBacklog: a second batch goes out while the
+// first is in flight only once extraLeadAt requests wait, and never more
+// than maxLeaders batches are in flight.
+func TestCoalescerExtraLeadersNeedBacklog(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight, most atomic.Int64
+	c := &coalescer[int, int]{maxLeaders: 2, extraLeadAt: 8, maxBatch: 64, send: func(_ context.Context, reqs []*call[int, int]) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		inFlight.Add(-1)
+		for _, r := range reqs {
+			close(r.done)
+		}
+	}}
+	queued := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.queue)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	start := func(n int) {
+		for i := range n {
+			wg.Go(func() {
+				if err := c.do(context.Background(), newCall[int, int](i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	start(1)
+	waitFor("the first batch", func() bool { return inFlight.Load() == 1 })
+	start(7)
+	waitFor("7 queued", func() bool { return queued() == 7 })
+	if n := inFlight.Load(); n != 1 {
+		t.Fatalf("%d batches in flight with 7 queued, want 1 (extraLeadAt 8)", n)
+	}
+	start(10)
+	waitFor("a second batch", func() bool { return inFlight.Load() == 2 })
+	start(20)
+	waitFor("20 more queued", func() bool { return queued() >= 20 })
+	close(release)
+	wg.Wait()
+	if m := most.Load(); m != 2 {
+		t.Errorf("at most %d batches were in flight, want 2", m)
+	}
+}
+
 // TestCoalescerLoneCallerNotDelayed: a single caller is sent at once.
 func TestCoalescerLoneCallerNotDelayed(t *testing.T) {
 	var batches int
-	c := &coalescer[int, int]{maxLeaders: 2, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
+	c := &coalescer[int, int]{maxLeaders: 3, extraLeadAt: 16, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
 		batches++
 		for _, r := range reqs {
 			close(r.done)

@@ -26,7 +26,11 @@ const (
 	DefaultIdempotencyWindow = 24 * time.Hour
 	// DefaultPublishPipelines is how many coalesced publish pipelines may
 	// be in flight at once.
-	DefaultPublishPipelines = 2
+	DefaultPublishPipelines = 3
+	// extraPipelineBacklog is how many publishes must be waiting before a
+	// pipeline beyond the first is opened: one pipeline at a time keeps
+	// batches deep; more overlap round trips only under a backlog.
+	extraPipelineBacklog = 16
 	// maxCoalescedBatch caps one coalesced publish pipeline.
 	maxCoalescedBatch = 512
 )
@@ -76,7 +80,8 @@ type Config struct {
 	// Default 24h.
 	IdempotencyWindow time.Duration
 	// PublishPipelines is how many coalesced publish pipelines may be in
-	// flight at once. Default 2.
+	// flight at once; pipelines beyond the first open only while at least
+	// 16 publishes are waiting. Default 3.
 	PublishPipelines int
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as
