@@ -19,11 +19,11 @@ type bus struct {
 
 // Shapes of the eventbus cells.
 const (
-	busBatchSize      = 100 // Config.BatchSize
+	busBatchSize      = 100                         // Config.BatchSize
 	busConcurrency    = eventbus.DefaultConcurrency // ConsumerConfig.Concurrency: the default (no-op handler)
-	busE2EPublishers  = 4   // goroutines calling PublishBatch(100), end to end (as raw's pipelining publishers)
-	busE2EConsumers   = 4   // consumers (one Bus each), end to end
-	busPrefillWorkers = 4   // goroutines calling PublishBatch for a backlog
+	busE2EPublishers  = 4                           // goroutines calling PublishBatch(100), end to end (as raw's pipelining publishers)
+	busE2EConsumers   = 4                           // consumers (one Bus each), end to end
+	busPrefillWorkers = 4                           // goroutines calling PublishBatch for a backlog
 )
 
 // newBus returns a Bus on a client of its own (the Bus installs a hook on
