@@ -49,6 +49,27 @@ func buildPlan(env *envelopes, n counts) []measurement {
 			notes: map[string]string{sysEventbus: "PublishBatch", sysRaw: "pipeline"},
 		},
 		{
+			key: "publish_50g_ceiling",
+			rows: []row{
+				{Key: "publish_50g_autopipeline", Label: "reference: go-redis AutoPipeline, 50 goroutines, 1 event per call", Unit: "events/s", Baseline: "publish_batch100"},
+				{Key: "publish_50g_minimal", Label: "reference: minimal hand-written pipelining client, 50 goroutines, 1 event per call", Unit: "events/s", Baseline: "publish_batch100"},
+			},
+			cells: map[string]cellFunc{
+				sysRaw: func(ctx context.Context, c *cell) ([]float64, error) {
+					ap, err := rw.publishAutoPipeline(ctx, c, 50, n.Publish50)
+					if err != nil {
+						return nil, err
+					}
+					mp, err := rw.publishMinimal(ctx, c, 50, n.Publish50)
+					if err != nil {
+						return nil, err
+					}
+					return []float64{ap, mp}, nil
+				},
+			},
+			notes: map[string]string{sysRaw: "pre-encoded"},
+		},
+		{
 			key: "publish_idempotent_50g",
 			rows: []row{{Key: "publish_idempotent_50g", Label: "extra: eventbus publish, caller-supplied ids, 50 goroutines",
 				Unit: "events/s", Baseline: "publish_50g"}},
