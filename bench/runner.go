@@ -330,7 +330,6 @@ func schedule(ctx context.Context, n, perSecond, warmup int, publish func(ctx co
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	defer precise()()
 	t0 := time.Now().Add(10 * time.Millisecond)
 	for i := range n {
 		at := t0.Add(time.Duration(i) * time.Second / time.Duration(perSecond))

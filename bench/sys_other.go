@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-func precise() (undo func()) { return func() {} }
-
 // sleepUntil returns at t or a little later (time.Sleep's resolution).
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 
