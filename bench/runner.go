@@ -35,7 +35,7 @@ type counts struct {
 var fullCounts = counts{
 	Publish1: 30_000, Publish50: 100_000, Batch: 300_000, Idempotent: 100_000,
 	Backlog: 200_000, BacklogWatermill: 200_000, EndToEnd: 100_000, EndToEndWM: 100_000,
-	LatencyRate: 2000, LatencyDuration: 10 * time.Second, Memory: 1_000_000,
+	LatencyRate: 2000, LatencyDuration: 20 * time.Second, Memory: 1_000_000,
 	cellTimeout: 5 * time.Minute,
 }
 
