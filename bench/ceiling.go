@@ -31,14 +31,7 @@ func (s *raw) publishAutoPipeline(ctx context.Context, c *cell, goroutines, n in
 	defer ap.Close()
 	stream := c.key("autopipeline")
 	op := func(ctx context.Context, _ int) error { return ap.XAdd(ctx, s.xadd(stream, s.env.raw)).Err() }
-	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
-		return 0, err
-	}
-	d, err := parallel(ctx, goroutines, n, op)
-	if err == nil {
-		err = checkLen(ctx, rc, stream, warmupEvents+n)
-	}
-	return rate(n, d), err
+	return publishRate(ctx, rc, stream, goroutines, n, op)
 }
 
 // publishMinimal: goroutines each send one XADD per call through
@@ -59,16 +52,9 @@ func (s *raw) publishMinimal(ctx context.Context, c *cell, goroutines, n int) (f
 	defer p.close()
 	stream := c.key("minimal")
 	op := func(context.Context, int) error { return p.xadd(stream, s.env.raw) }
-	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
-		return 0, err
-	}
-	d, err := parallel(ctx, goroutines, n, op)
-	if err == nil {
-		rc := c.client()
-		err = checkLen(ctx, rc, stream, warmupEvents+n)
-		rc.Close()
-	}
-	return rate(n, d), err
+	rc := c.client()
+	defer rc.Close()
+	return publishRate(ctx, rc, stream, goroutines, n, op)
 }
 
 // minimalPipe pipelines XADDs from concurrent callers on one connection:

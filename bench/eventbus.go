@@ -72,14 +72,7 @@ func (s *bus) publish(ctx context.Context, c *cell, goroutines, n int) (float64,
 		_, err := b.Publish(ctx, s.env.event)
 		return err
 	}
-	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
-		return 0, err
-	}
-	d, err := parallel(ctx, goroutines, n, op)
-	if err == nil {
-		err = checkLen(ctx, rc, mainStream(b), warmupEvents+n)
-	}
-	return rate(n, d), err
+	return publishRate(ctx, rc, mainStream(b), goroutines, n, op)
 }
 
 // publishIdempotent: like publish, with a caller-supplied id on every

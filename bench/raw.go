@@ -36,14 +36,7 @@ func (s *raw) publish(ctx context.Context, c *cell, goroutines, n int) (float64,
 	defer rc.Close()
 	stream := c.key("raw")
 	op := func(ctx context.Context, _ int) error { return rc.XAdd(ctx, s.xadd(stream, s.env.raw)).Err() }
-	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
-		return 0, err
-	}
-	d, err := parallel(ctx, goroutines, n, op)
-	if err == nil {
-		err = checkLen(ctx, rc, stream, warmupEvents+n)
-	}
-	return rate(n, d), err
+	return publishRate(ctx, rc, stream, goroutines, n, op)
 }
 
 // publishBatch: one goroutine sends pipelines of 100 XADDs.

@@ -218,6 +218,20 @@ func median(vs []float64) float64 {
 // rate is events per second.
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 
+// publishRate runs op for warmupEvents untimed calls, then n timed ones,
+// on the given number of goroutines; it checks that stream then holds
+// every entry and returns the timed rate.
+func publishRate(ctx context.Context, rc *redis.Client, stream string, goroutines, n int, op func(ctx context.Context, i int) error) (float64, error) {
+	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
+		return 0, err
+	}
+	d, err := parallel(ctx, goroutines, n, op)
+	if err == nil {
+		err = checkLen(ctx, rc, stream, warmupEvents+n)
+	}
+	return rate(n, d), err
+}
+
 // parallel runs op for i in [0, n) on the given number of goroutines, each
 // taking the next index, and returns the elapsed time. The first error
 // stops it.

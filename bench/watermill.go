@@ -52,14 +52,7 @@ func (s *wm) publish(ctx context.Context, c *cell, goroutines, n int) (float64, 
 	defer rc.Close()
 	topic := s.topic(c)
 	op := func(context.Context, int) error { return p.Publish(topic, s.message(s.env.raw)) }
-	if _, err := parallel(ctx, goroutines, warmupEvents, op); err != nil {
-		return 0, err
-	}
-	d, err := parallel(ctx, goroutines, n, op)
-	if err == nil {
-		err = checkLen(ctx, rc, topic, warmupEvents+n)
-	}
-	return rate(n, d), err
+	return publishRate(ctx, rc, topic, goroutines, n, op)
 }
 
 // prefill writes n entries exactly as Publisher.Publish writes them (its
