@@ -24,8 +24,9 @@ func newCall[In, Out any](in In) *call[In, Out] {
 // without a linger: callers queue their request; up to maxLeaders of them
 // become leaders that take everything queued and send it as one batch,
 // again while the queue is not empty. The first leader starts at once;
-// further ones only while at least extraLeadAt requests are queued, so
-// that a light load keeps one deep batch in flight and a backlog gets
+// further ones only when at least extraLeadAt requests are queued (a lead
+// then passes from caller to caller until the queue is empty), so that a
+// light load keeps one deep batch in flight and a backlog gets
 // overlapping round trips. A leader whose own request is done
 // hands the lead to the oldest waiting caller, so no caller serves others
 // for long. send must set out and close done of every call it is given.

@@ -74,6 +74,9 @@ func TestCoalescerServesEveryone(t *testing.T) {
 // than maxLeaders batches are in flight.
 func TestCoalescerExtraLeadersNeedBacklog(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failed test must not leave senders blocked
 	var inFlight, most atomic.Int64
 	c := &coalescer[int, int]{maxLeaders: 2, extraLeadAt: 8, maxBatch: 64, send: func(_ context.Context, reqs []*call[int, int]) {
 		n := inFlight.Add(1)
@@ -121,7 +124,7 @@ func TestCoalescerExtraLeadersNeedBacklog(t *testing.T) {
 	waitFor("a second batch", func() bool { return inFlight.Load() == 2 })
 	start(20)
 	waitFor("20 more queued", func() bool { return queued() >= 20 })
-	close(release)
+	unblock()
 	wg.Wait()
 	if m := most.Load(); m != 2 {
 		t.Errorf("at most %d batches were in flight, want 2", m)

@@ -80,8 +80,9 @@ type Config struct {
 	// Default 24h.
 	IdempotencyWindow time.Duration
 	// PublishPipelines is how many coalesced publish pipelines may be in
-	// flight at once; pipelines beyond the first open only while at least
-	// 16 publishes are waiting. Default 3.
+	// flight at once; a pipeline beyond the first opens only when at least
+	// 16 publishes are waiting, and closes once the queue is empty.
+	// Default 3.
 	PublishPipelines int
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as

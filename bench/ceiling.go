@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,6 +51,9 @@ func (s *raw) publishMinimal(ctx context.Context, c *cell, goroutines, n int) (f
 		return 0, err
 	}
 	defer p.close()
+	// The calls ignore ctx: a cancelled cell (timeout) fails the connection
+	// instead, which fails every call.
+	defer context.AfterFunc(ctx, func() { _ = p.conn.SetDeadline(time.Unix(1, 0)) })()
 	stream := c.key("minimal")
 	op := func(context.Context, int) error { return p.xadd(stream, s.env.raw) }
 	rc := c.client()
@@ -176,7 +180,14 @@ func (p *minimalPipe) reader(r *bufio.Reader) {
 	defer p.done.Done()
 	for calls := range p.inflight {
 		for i, call := range calls {
-			if _, err := readReply(r); err != nil {
+			_, err := readReply(r)
+			var rerr replyError
+			if errors.As(err, &rerr) {
+				call.err = err // Redis refused this command; the stream goes on
+				close(call.done)
+				continue
+			}
+			if err != nil {
 				for _, c := range calls[i:] {
 					c.err = err
 					close(c.done)
@@ -238,6 +249,11 @@ func appendCommand(b []byte, args ...string) []byte {
 	return b
 }
 
+// replyError is an error reply from Redis (the connection is fine).
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
 // readReply reads one reply: a simple string, an error or a bulk string
 // (what AUTH, SELECT and XADD answer).
 func readReply(r *bufio.Reader) (string, error) {
@@ -253,7 +269,7 @@ func readReply(r *bufio.Reader) (string, error) {
 	case '+':
 		return body, nil
 	case '-':
-		return "", errors.New(body)
+		return "", replyError(body)
 	case '$':
 		n, err := strconv.Atoi(body)
 		if err != nil || n < 0 {
