@@ -94,28 +94,24 @@ func dialMinimalPipe(ctx context.Context, opts *redis.Options) (*minimalPipe, er
 	// The throwaway server needs no handshake; a given URL may carry a
 	// password or a database.
 	var hello []byte
+	replies := 0
 	if opts.Password != "" {
 		if opts.Username != "" {
 			hello = appendCommand(hello, "AUTH", opts.Username, opts.Password)
 		} else {
 			hello = appendCommand(hello, "AUTH", opts.Password)
 		}
+		replies++
 	}
 	if opts.DB != 0 {
 		hello = appendCommand(hello, "SELECT", strconv.Itoa(opts.DB))
+		replies++
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
-	if len(hello) > 0 {
+	if replies > 0 {
 		if _, err := conn.Write(hello); err != nil {
 			conn.Close()
 			return nil, err
-		}
-		replies := 0
-		if opts.Password != "" {
-			replies++
-		}
-		if opts.DB != 0 {
-			replies++
 		}
 		for range replies {
 			if _, err := readReply(r); err != nil {

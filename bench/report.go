@@ -242,7 +242,7 @@ func (r *report) markdown() string {
 	if batch := r.median("publish_batch100", sysRaw); !math.IsNaN(batch) && batch > 0 {
 		best := math.NaN()
 		for _, k := range []string{"publish_50g_autopipeline", "publish_50g_minimal"} {
-			if v := r.median(k, sysRaw); !math.IsNaN(v) && !(v <= best) {
+			if v := r.median(k, sysRaw); !math.IsNaN(v) && (math.IsNaN(best) || v > best) {
 				best = v
 			}
 		}
