@@ -24,6 +24,9 @@ const (
 	// DefaultIdempotencyWindow is how long a caller-supplied event id is
 	// remembered.
 	DefaultIdempotencyWindow = 24 * time.Hour
+	// DefaultPublishTimeout bounds one Publish or PublishBatch call,
+	// queueing included.
+	DefaultPublishTimeout = 2 * time.Second
 	// DefaultPublishPipelines is how many coalesced publish pipelines may
 	// be in flight at once.
 	DefaultPublishPipelines = 3
@@ -84,6 +87,11 @@ type Config struct {
 	// 16 publishes are waiting, and closes once the queue is empty.
 	// Default 3.
 	PublishPipelines int
+	// PublishTimeout bounds every Publish and PublishBatch call (the
+	// caller's context may end it sooner). Past it the call fails with
+	// ErrUnavailable when nothing was sent, or ErrOutcomeUnknown when the
+	// write was sent but no reply came. Default 2s.
+	PublishTimeout time.Duration
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as
 	// unknown.
@@ -129,6 +137,9 @@ func (c *Config) setDefaults() {
 	if c.IdempotencyWindow == 0 {
 		c.IdempotencyWindow = DefaultIdempotencyWindow
 	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
 	if c.PublishPipelines == 0 {
 		c.PublishPipelines = DefaultPublishPipelines
 	}
@@ -161,6 +172,8 @@ func (c *Config) Validate() error {
 		return bad("MaxEventSize", c.MaxEventSize, "must be positive")
 	case c.IdempotencyWindow < time.Second:
 		return bad("IdempotencyWindow", c.IdempotencyWindow, "must be at least 1s")
+	case c.PublishTimeout < time.Millisecond:
+		return bad("PublishTimeout", c.PublishTimeout, "must be at least 1ms")
 	case c.PublishPipelines < 0:
 		return bad("PublishPipelines", c.PublishPipelines, "must be positive")
 	}
