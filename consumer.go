@@ -21,14 +21,16 @@ import (
 
 // Consumer defaults.
 const (
-	DefaultConcurrency       = 10
-	DefaultClaimIdle         = 60 * time.Second
-	DefaultClaimInterval     = 15 * time.Second
-	DefaultRetryPollInterval = time.Second
-	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultDeadConsumerIdle  = time.Hour
-	DefaultStatusTTL         = 24 * time.Hour
-	maxReadBackoff           = 30 * time.Second
+	DefaultConcurrency           = 10
+	DefaultClaimIdle             = 60 * time.Second
+	DefaultClaimInterval         = 15 * time.Second
+	DefaultRetryPollInterval     = time.Second
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultDeadConsumerIdle      = time.Hour
+	DefaultStatusTTL             = 24 * time.Hour
+	DefaultMaxDeliveries         = 10
+	DefaultUnknownHandlerTimeout = time.Hour
+	maxReadBackoff               = 30 * time.Second
 )
 
 // ConsumerConfig configures a Consumer. Zero fields take their defaults.
@@ -52,9 +54,24 @@ type ConsumerConfig struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight handlers
 	// after its context ends. Default 30 s.
 	ShutdownTimeout time.Duration
-	// DeadConsumerIdle: a consumer idle this long and holding no pending
-	// entries is removed from the group. Default 1 h.
+	// DeadConsumerIdle: a consumer whose heartbeat is older than this (or
+	// missing), idle this long by Redis's count and holding no pending
+	// entries is removed from the group. Running consumers refresh their
+	// heartbeat every few seconds (every quarter of DeadConsumerIdle, at
+	// most 5 s), so a live consumer blocked on a quiet stream is never
+	// removed. Default 1 h.
 	DeadConsumerIdle time.Duration
+	// MaxDeliveries: an entry delivered this many times without an outcome
+	// (each delivery killed or hung its consumer past ClaimIdle) goes to the
+	// DLQ, acknowledged, instead of being claimed again. Default 10; -1
+	// disables the limit.
+	MaxDeliveries int
+	// UnknownHandlerTimeout bounds how long a due retry whose handler this
+	// consumer does not have (a rolling deploy, or consumers of one group
+	// with different handler sets) is passed back for another consumer of
+	// the group. Past it, the retry goes to the DLQ once no live consumer
+	// of the group (by the heartbeat registry) has the handler. Default 1 h.
+	UnknownHandlerTimeout time.Duration
 	// StatusTTL is how long the status of an event that had a failure is
 	// kept once it is resolved (succeeded on retry, or dead-lettered).
 	// Default 24 h.
@@ -111,6 +128,11 @@ type job struct {
 	stream  string
 	msg     redis.XMessage
 	claimed bool
+	// deliveries is the entry's delivery count for a claimed entry (0 when
+	// unknown, and for fresh reads, which are the first delivery).
+	deliveries int64
+	// readAt is when the entry was read or claimed (monotonic clock).
+	readAt time.Time
 }
 
 type ackItem struct {
@@ -148,10 +170,20 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.StatusTTL == 0 {
 		cfg.StatusTTL = DefaultStatusTTL
 	}
+	if cfg.MaxDeliveries == 0 {
+		cfg.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if cfg.UnknownHandlerTimeout == 0 {
+		cfg.UnknownHandlerTimeout = DefaultUnknownHandlerTimeout
+	}
 	bad := func(field string, v any, why string) error {
 		return fmt.Errorf("%w: ConsumerConfig.%s=%v: %s", ErrConfig, field, v, why)
 	}
 	switch {
+	case cfg.MaxDeliveries < -1:
+		return nil, bad("MaxDeliveries", cfg.MaxDeliveries, "must be at least 1, or -1 for no limit")
+	case cfg.UnknownHandlerTimeout < 0:
+		return nil, bad("UnknownHandlerTimeout", cfg.UnknownHandlerTimeout, "must not be negative")
 	case cfg.Concurrency < 1:
 		return nil, bad("Concurrency", cfg.Concurrency, "must be at least 1")
 	case ValidateName(cfg.Name) != nil:
@@ -265,8 +297,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for range c.cfg.Concurrency {
 		c.startWorker(nil, nil, runResult{})
 	}
+	// The heartbeat goes first: a consumer is registered (with its
+	// handlers) before it reads.
+	if err := c.beat(ctx); err != nil && ctx.Err() == nil {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat failed", slog.String("error", err.Error()))
+	}
 	stopWatch := make(chan struct{})
 	watchDone := make(chan struct{})
+	beatDone := make(chan struct{})
+	go func() { defer close(beatDone); c.heartbeatLoop(stopWatch) }()
 	go func() { defer close(watchDone); c.watchdog(stopWatch) }()
 	touchDone := make(chan struct{})
 	go func() { defer close(touchDone); c.touchLoop(stopWatch) }()
@@ -291,6 +330,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	close(stopWatch)
 	<-watchDone
 	<-touchDone
+	<-beatDone
 	// Flush the last acknowledgements.
 	close(stopAcks)
 	<-ackDone
@@ -331,9 +371,10 @@ func (c *Consumer) readLoop(ctx context.Context) {
 		}
 		bo.Reset()
 		got := 0
+		readAt := time.Now()
 		for _, s := range res {
 			for _, m := range s.Messages {
-				c.dispatch(ctx, s.Stream, m, false)
+				c.dispatch(ctx, job{stream: s.Stream, msg: m, readAt: readAt})
 			}
 			got += len(s.Messages)
 		}
@@ -352,14 +393,14 @@ func (c *Consumer) readLoop(ctx context.Context) {
 const lightRead = 4
 
 // dispatch hands one entry to a worker once a slot is free.
-func (c *Consumer) dispatch(ctx context.Context, stream string, m redis.XMessage, claimed bool) {
+func (c *Consumer) dispatch(ctx context.Context, j job) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return // left pending: claimed later by a live consumer
 	}
-	c.inflight.add(stream, m.ID)
-	c.work <- job{stream: stream, msg: m, claimed: claimed} // never blocks: the channel holds as many as there are tokens
+	c.inflight.add(j.stream, j.msg.ID)
+	c.work <- j // never blocks: the channel holds as many as there are tokens
 }
 
 // handlerRecord is one handler's outcome in the status hash.
@@ -391,6 +432,9 @@ type retryData struct {
 	Errors           []AttemptError `json:"errors"`
 	// StatusID names the event's status hash (see task.statusID).
 	StatusID string `json:"statusId,omitempty"`
+	// WaitingSince is when a consumer without this handler first passed
+	// the due retry back (see ConsumerConfig.UnknownHandlerTimeout).
+	WaitingSince *time.Time `json:"waitingSince,omitempty"`
 }
 
 func (d *retryData) statusID() string {
@@ -448,8 +492,9 @@ func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.Sett
 	return rdb.SettleOp{Kind: "dlq", Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
 }
 
-// settle records a delivery's outcome, retrying while Redis is away.
-func (c *Consumer) settle(args rdb.SettleArgs) {
+// settle records a delivery's outcome for event eventID, retrying while
+// Redis is away.
+func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
 	if !c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) }) {
 		return // left pending (shutdown), or claimed by another consumer
 	}
@@ -457,8 +502,8 @@ func (c *Consumer) settle(args rdb.SettleArgs) {
 		if op.Kind == "dlq" {
 			c.deadLettered.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelWarn, "event dead-lettered",
-				slog.String("event_id", args.EventID), slog.String("type", args.Type), slog.String("tenant_id", args.Tenant),
-				slog.String("handler", op.Handler), slog.String("stream_id", args.EventStreamID))
+				slog.String("event_id", eventID), slog.String("status_id", args.EventID), slog.String("type", args.Type),
+				slog.String("tenant_id", args.Tenant), slog.String("handler", op.Handler), slog.String("stream_id", args.EventStreamID))
 		}
 	}
 }

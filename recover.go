@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hyvve/eventbus/internal/backoff"
 	"github.com/hyvve/eventbus/internal/rdb"
 )
@@ -56,13 +58,31 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 				c.log.LogAttrs(ctx, slog.LevelWarn, "pending entries no longer exist; acknowledged",
 					slog.String("stream", stream), slog.Int("count", len(res.Deleted)))
 			}
+			var claimed []redis.XMessage
+			var ids []string
 			for _, m := range res.Messages {
 				if c.inflight.has(stream, m.ID) {
 					continue // ours, still being handled (XAUTOCLAIM re-took it under our name)
 				}
-				c.claimed.Add(1)
-				c.log.LogAttrs(ctx, slog.LevelInfo, "claimed pending entry", slog.String("stream", stream), slog.String("stream_id", m.ID))
-				c.dispatch(ctx, stream, m, true)
+				claimed = append(claimed, m)
+				ids = append(ids, m.ID)
+			}
+			if len(claimed) > 0 {
+				// Delivery counts (XAUTOCLAIM does not return them): one
+				// round trip per claimed batch. Unknown (0) if Redis fails
+				// here: the entries are handled, and counted next time.
+				pend, err := c.bus.rdb.Pending(ctx, stream, cfg.Group, ids)
+				if err != nil && ctx.Err() == nil {
+					c.log.LogAttrs(ctx, slog.LevelWarn, "could not read delivery counts of claimed entries", slog.String("error", err.Error()))
+				}
+				readAt := time.Now()
+				for _, m := range claimed {
+					c.claimed.Add(1)
+					n := pend[m.ID].Deliveries
+					c.log.LogAttrs(ctx, slog.LevelInfo, "claimed pending entry", slog.String("stream", stream), slog.String("stream_id", m.ID),
+						slog.Int64("deliveries", n))
+					c.dispatch(ctx, job{stream: stream, msg: m, claimed: true, deliveries: n, readAt: readAt})
+				}
 			}
 			if res.Next == "0-0" || res.Next == "" {
 				break
@@ -74,7 +94,10 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 }
 
 // removeDeadConsumers deletes consumers of the group that have been idle
-// longer than DeadConsumerIdle, only when they hold no pending entry.
+// longer than DeadConsumerIdle, only when their heartbeat is missing or
+// older than DeadConsumerIdle (Redis 7.0 counts idle from the last
+// delivery, so a live consumer of a quiet stream looks idle) and they hold
+// no pending entry.
 func (c *Consumer) removeDeadConsumers(ctx context.Context) {
 	cfg := c.bus.cfg
 	consumers, err := c.bus.rdb.Consumers(ctx, c.bus.rdb.Keys().Main(), cfg.Group)
@@ -85,7 +108,7 @@ func (c *Consumer) removeDeadConsumers(ctx context.Context) {
 		if cs.Name == c.cfg.Name || cs.Idle < c.cfg.DeadConsumerIdle {
 			continue
 		}
-		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.groupStreams(), cfg.Group, cs.Name)
+		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.groupStreams(), cfg.Group, cs.Name, c.cfg.DeadConsumerIdle)
 		if err == nil && removed {
 			c.log.LogAttrs(ctx, slog.LevelInfo, "removed dead consumer", slog.String("consumer", cs.Name), slog.Duration("idle", cs.Idle))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,6 +251,9 @@ func callHandler(ctx context.Context, h Handler, ev Event) (res runResult) {
 // process handles one entry. It reports false when the worker was
 // abandoned (the task and its slot moved to another worker).
 func (c *Consumer) process(w *worker, j job) bool {
+	if time.Since(j.readAt) > c.cfg.ClaimIdle/2 && !c.stillOwned(j) {
+		return true
+	}
 	var t *task
 	if j.stream == c.retryStream {
 		t = c.retryTask(j)
@@ -260,6 +264,45 @@ func (c *Consumer) process(w *worker, j job) bool {
 		return true // settled without a handler run
 	}
 	return c.continueTask(w, t)
+}
+
+// stillOwned checks, for an entry that waited long since it was read (a
+// long local queue, or this process was paused, e.g. SIGSTOP or a VM
+// freeze), that it is still pending at this consumer before any handler
+// runs: another consumer may have claimed it after ClaimIdle and already
+// handled it. Entries read recently skip the check (no extra round trip on
+// the hot path).
+//
+// The remaining window: a pause that begins after this check (or after
+// the read, for an entry younger than ClaimIdle/2) and lasts past
+// ClaimIdle lets another consumer claim and run the entry while this one
+// runs it too; the outcome is then recorded once (settling checks
+// ownership), but the handler may run twice. Handlers must stay
+// idempotent: delivery is at least once.
+func (c *Consumer) stillOwned(j job) bool {
+	var p map[string]rdb.PendingEntry
+	if !c.retryRedis(func(ctx context.Context) (err error) {
+		p, err = c.bus.rdb.Pending(ctx, j.stream, c.bus.cfg.Group, []string{j.msg.ID})
+		return err
+	}) {
+		return false // shutting down: left pending
+	}
+	if owner := p[j.msg.ID].Consumer; owner != c.cfg.Name {
+		c.log.LogAttrs(context.Background(), slog.LevelInfo, "entry taken over by another consumer while this one waited; not run",
+			slog.String("stream", j.stream), slog.String("stream_id", j.msg.ID), slog.String("owner", owner),
+			slog.Duration("waited", time.Since(j.readAt)))
+		return false
+	}
+	return true
+}
+
+// overDelivered reports whether a claimed entry has been delivered more
+// than MaxDeliveries times, and the dead-letter reason.
+func (c *Consumer) overDelivered(j job) (string, bool) {
+	if !j.claimed || c.cfg.MaxDeliveries < 0 || j.deliveries <= int64(c.cfg.MaxDeliveries) {
+		return "", false
+	}
+	return fmt.Sprintf("delivered %d times without an outcome (consumer crash or hang)", j.deliveries-1), true
 }
 
 // resume finishes a task taken over from an abandoned worker.
@@ -343,7 +386,31 @@ func (c *Consumer) entryTask(j job) *task {
 		c.ack(j.stream, j.msg.ID, t.statusKey)
 		return nil
 	}
+	if reason, over := c.overDelivered(j); over {
+		c.deadLetterPoison(t, reason)
+		return nil
+	}
 	return t
+}
+
+// deadLetterPoison sends an entry that kept killing (or hanging) its
+// consumers to the DLQ for every handler still to run, acknowledged in the
+// same step.
+func (c *Consumer) deadLetterPoison(t *task, reason string) {
+	cfg := c.bus.cfg
+	now := time.Now().UTC()
+	args := rdb.SettleArgs{
+		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
+		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
+		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
+	}
+	for _, s := range t.todo {
+		data := retryData{Event: t.raw, Handler: s.name, Attempt: 1, Stream: t.stream, OriginalStreamID: t.m.ID,
+			EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, StatusID: t.statusID,
+			Errors: []AttemptError{{Attempt: 1, At: now, Message: reason}}}
+		args.Ops = append(args.Ops, c.dlqOp(data, reason, false))
+	}
+	c.settle(args, t.ev.ID)
 }
 
 // retryTask reads an entry of the retries stream: one handler, one event.
@@ -355,24 +422,70 @@ func (c *Consumer) retryTask(j job) *task {
 		return nil
 	}
 	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data, statusID: data.statusID()}
-	s := c.subscription(data.Handler)
-	ev, err := decodeEvent(data.Event, 0)
 	now := time.Now().UTC()
-	switch {
-	case s == nil:
-		err = fmt.Errorf("handler %q is not registered in this consumer", data.Handler)
-		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
-		c.settle(c.retrySettleArgs(t, c.dlqOp(data, "handler not registered", true)))
+	if reason, over := c.overDelivered(j); over {
+		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: reason})
+		c.settle(c.retrySettleArgs(t, c.dlqOp(data, reason, true)), data.EventID)
 		return nil
-	case err != nil:
+	}
+	s := c.subscription(data.Handler)
+	if s == nil {
+		c.handlerMissing(t, data, now)
+		return nil
+	}
+	ev, err := decodeEvent(data.Event, 0)
+	if err != nil {
 		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: err.Error()})
-		c.settle(c.retrySettleArgs(t, c.dlqOp(data, err.Error(), true)))
+		c.settle(c.retrySettleArgs(t, c.dlqOp(data, err.Error(), true)), data.EventID)
 		return nil
 	}
 	t.ev = ev
 	t.todo = []*subscription{s}
 	return t
 }
+
+// handlerMissing passes a due retry whose handler this consumer does not
+// have back to the schedule, due again shortly, so that a consumer of the
+// group that has the handler reads it. Past UnknownHandlerTimeout (since
+// the first pass-back), it goes to the DLQ, but only when no live
+// consumer of the group (by the heartbeat registry) has the handler.
+func (c *Consumer) handlerMissing(t *task, data retryData, now time.Time) {
+	if data.WaitingSince == nil {
+		data.WaitingSince = &now
+	}
+	if now.Sub(*data.WaitingSince) >= c.cfg.UnknownHandlerTimeout {
+		var live []rdb.ConsumerBeat
+		if !c.retryRedis(func(ctx context.Context) (err error) {
+			live, err = c.bus.rdb.LiveConsumers(ctx, c.bus.cfg.Group, c.cfg.DeadConsumerIdle)
+			return err
+		}) {
+			return // left pending
+		}
+		if !slices.ContainsFunc(live, func(b rdb.ConsumerBeat) bool { return slices.Contains(b.Handlers, data.Handler) }) {
+			reason := fmt.Sprintf("no consumer of the group has handler %s", data.Handler)
+			data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: reason})
+			c.settle(c.retrySettleArgs(t, c.dlqOp(data, reason, true)), data.EventID)
+			return
+		}
+	}
+	due := now.Add(max(c.cfg.RetryPollInterval, minHandBackDelay))
+	var last string
+	if n := len(data.Errors); n > 0 {
+		last = data.Errors[n-1].Message
+	}
+	rec, _ := json.Marshal(handlerRecord{State: handlerRetrying, Attempts: data.Attempt - 1, LastError: last, NextAttemptAt: &due, UpdatedAt: now})
+	payload, _ := json.Marshal(data)
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "retry for a handler this consumer does not have; handed back for another consumer",
+		slog.String("handler", data.Handler), slog.String("event_id", data.EventID), slog.Time("waiting_since", *data.WaitingSince))
+	c.settle(c.retrySettleArgs(t, rdb.SettleOp{
+		Kind: "retry", Handler: data.Handler, Record: rec, Due: due,
+		Member: data.Handler + "|" + data.OriginalStreamID + "|" + data.EventID, Data: payload, Flag: false,
+	}), data.EventID)
+}
+
+// minHandBackDelay is the shortest delay before a retry handed back by a
+// consumer without its handler is due again.
+const minHandBackDelay = 100 * time.Millisecond
 
 // record notes one handler's outcome. For an event with more handlers to
 // run, a success is recorded in Redis at once (so a crash does not run it
@@ -408,14 +521,15 @@ func (c *Consumer) finish(t *task) {
 		now := time.Now().UTC()
 		if len(t.failures) == 0 {
 			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: d.Attempt, UpdatedAt: now})
-			c.settle(c.retrySettleArgs(t, rdb.SettleOp{Kind: "done", Handler: d.Handler, Record: rec, Flag: true}))
+			c.settle(c.retrySettleArgs(t, rdb.SettleOp{Kind: "done", Handler: d.Handler, Record: rec, Flag: true}), d.EventID)
 			return
 		}
 		f := t.failures[0]
 		data := *d
+		data.WaitingSince = nil // it reached a consumer with the handler
 		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: f.res.err.Error(), Stack: f.res.stack})
 		data.Attempt++
-		c.settle(c.retrySettleArgs(t, c.failureOp(f.s, data, f.res.err, true)))
+		c.settle(c.retrySettleArgs(t, c.failureOp(f.s, data, f.res.err, true)), d.EventID)
 		return
 	}
 	if len(t.failures) == 0 {
@@ -440,7 +554,7 @@ func (c *Consumer) finish(t *task) {
 		data.StatusID = t.statusID
 		args.Ops = append(args.Ops, c.failureOp(f.s, data, f.res.err, false))
 	}
-	c.settle(args)
+	c.settle(args, t.ev.ID)
 }
 
 // retrySettleArgs settles an entry of the retries stream with op.

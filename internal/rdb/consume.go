@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -102,7 +103,7 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 		}
 		switch op.Kind {
 		case "retry":
-			args = append(args, op.Kind, op.Handler, op.Record, op.Due.UnixMilli(), op.Member, op.Data, flag)
+			args = append(args, op.Kind, op.Handler, op.Record, DueMillis(op.Due), op.Member, op.Data, flag)
 		case "dlq":
 			args = append(args, op.Kind, op.Handler, op.Record, op.Payload, op.Meta, "", flag)
 		default:
@@ -117,6 +118,17 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 		return fmt.Errorf("settle %s: %w", a.EntryID, ErrNotOwner)
 	}
 	return nil
+}
+
+// DueMillis is t in Unix milliseconds rounded up, so that a retry stored
+// with this score is never forwarded before t (the forwarder compares it
+// with the current time in whole milliseconds, rounded down).
+func DueMillis(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }
 
 // DeadLetterEntry moves an entry that cannot be decoded to the DLQ and
@@ -214,9 +226,12 @@ func (r *RDB) Consumers(ctx context.Context, stream, group string) ([]redis.XInf
 }
 
 // DeleteIdleConsumer removes consumer from group on every stream, only if
-// it holds no pending entry on any of them. It reports whether it did.
-func (r *RDB) DeleteIdleConsumer(ctx context.Context, streams []string, group, consumer string) (bool, error) {
-	n, err := deleteIdleConsumer.Run(ctx, r.c, streams, group, consumer).Int()
+// it holds no pending entry on any of them and its heartbeat in the
+// group's registry is missing or older than deadAfter (by the Redis
+// clock). It reports whether it did.
+func (r *RDB) DeleteIdleConsumer(ctx context.Context, streams []string, group, consumer string, deadAfter time.Duration) (bool, error) {
+	keys := append([]string{r.keys.Consumers(group)}, streams...)
+	n, err := deleteIdleConsumer.Run(ctx, r.c, keys, group, consumer, deadAfter.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("delete consumer %s: %w", consumer, err)
 	}
@@ -325,4 +340,93 @@ func (r *RDB) IdempotentStreamID(ctx context.Context, tenantID, eventID string) 
 		return "", fmt.Errorf("idempotency %s: %w", eventID, err)
 	}
 	return v, nil
+}
+
+// Heartbeat records in the group's registry that consumer is alive (by
+// the Redis clock) and registers handlers (a JSON array of names). The
+// registry expires after keep unless refreshed.
+func (r *RDB) Heartbeat(ctx context.Context, group, consumer string, handlers []byte, keep time.Duration) error {
+	if err := heartbeat.Run(ctx, r.c, []string{r.keys.Consumers(group)}, consumer, handlers, keep.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", consumer, err)
+	}
+	return nil
+}
+
+// RemoveHeartbeat deletes consumer's entry in the group's registry (a
+// graceful stop).
+func (r *RDB) RemoveHeartbeat(ctx context.Context, group, consumer string) error {
+	if err := r.c.HDel(ctx, r.keys.Consumers(group), consumer).Err(); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", consumer, err)
+	}
+	return nil
+}
+
+// ConsumerBeat is one consumer's entry in the group's registry.
+type ConsumerBeat struct {
+	Name     string
+	LastSeen time.Time // by the Redis clock
+	Age      time.Duration
+	Handlers []string
+}
+
+// LiveConsumers lists the consumers of group whose heartbeat is younger
+// than deadAfter (by the Redis clock).
+func (r *RDB) LiveConsumers(ctx context.Context, group string, deadAfter time.Duration) ([]ConsumerBeat, error) {
+	var now *redis.TimeCmd
+	var all *redis.MapStringStringCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Time(ctx)
+		all = p.HGetAll(ctx, r.keys.Consumers(group))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumers of %s: %w", group, err)
+	}
+	var out []ConsumerBeat
+	for name, v := range all.Val() {
+		var beat struct {
+			LastSeen int64    `json:"lastSeen"`
+			Handlers []string `json:"handlers"`
+		}
+		if json.Unmarshal([]byte(v), &beat) != nil {
+			continue
+		}
+		seen := time.UnixMilli(beat.LastSeen)
+		age := now.Val().Sub(seen)
+		if age >= deadAfter {
+			continue
+		}
+		out = append(out, ConsumerBeat{Name: name, LastSeen: seen, Age: age, Handlers: beat.Handlers})
+	}
+	return out, nil
+}
+
+// PendingEntry is one entry of a group's pending list.
+type PendingEntry struct {
+	Consumer   string // "" when the entry is not pending
+	Deliveries int64  // times delivered (XAUTOCLAIM and XCLAIM without JUSTID count)
+}
+
+// Pending reads, in one round trip, the owner and delivery count of each
+// of ids in group's pending list of stream.
+func (r *RDB) Pending(ctx context.Context, stream, group string, ids []string) (map[string]PendingEntry, error) {
+	cmds := make([]*redis.XPendingExtCmd, len(ids))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group, Start: id, End: id, Count: 1})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xpending %s: %w", stream, err)
+	}
+	out := make(map[string]PendingEntry, len(ids))
+	for i, id := range ids {
+		var e PendingEntry
+		if p := cmds[i].Val(); len(p) == 1 && p[0].ID == id {
+			e = PendingEntry{Consumer: p[0].Consumer, Deliveries: p[0].RetryCount}
+		}
+		out[id] = e
+	}
+	return out, nil
 }

@@ -105,11 +105,34 @@ func (r *RDB) StreamInfo(ctx context.Context, stream string, trustLag bool) (Str
 		if p, err := pend[i].Result(); err == nil && p.Count > 0 {
 			info.Groups[i].OldestPendingID = p.Lower
 		}
-		if msgs, err := next[i].Result(); err == nil && len(msgs) > 0 {
+		msgs, err := next[i].Result()
+		if err == nil && len(msgs) > 0 {
 			info.Groups[i].NextUndeliveredID = msgs[0].ID
+		}
+		if err == nil {
+			info.Groups[i].Lag = checkLag(info.Groups[i].Lag, len(msgs) > 0, info.Length)
 		}
 	}
 	return info, nil
+}
+
+// checkLag cross-checks the lag Redis reported (nil: none) against what
+// the stream holds. Redis 7.0 can report a wrong lag after loading an AOF
+// (e.g. 21,404 with nothing undelivered): no entry after the group's last
+// delivered id means lag 0; a lag above the stream's length, or 0 with
+// undelivered entries, is wrong and reported as unknown (nil).
+func checkLag(lag *int64, undelivered bool, length int64) *int64 {
+	if lag == nil {
+		return nil
+	}
+	switch {
+	case !undelivered:
+		zero := int64(0)
+		return &zero
+	case *lag > length, *lag == 0:
+		return nil
+	}
+	return lag
 }
 
 func (r *RDB) edgeID(ctx context.Context, stream string, last bool) (string, error) {

@@ -74,3 +74,11 @@ func (k Keys) RetryData(group string) string { return k.base + ":events:retry-da
 func (k Keys) Status(group, statusID string) string {
 	return k.base + ":events:status:" + group + ":" + statusID
 }
+
+// Consumers is the group's registry of live consumers: a hash with one
+// field per consumer name holding {"lastSeen": ms (Redis clock),
+// "handlers": [names]}, refreshed by each running consumer (its
+// heartbeat). A consumer whose lastSeen is older than the consumer's
+// DeadConsumerIdle is dead; the hash itself expires when no consumer of
+// the group refreshes it.
+func (k Keys) Consumers(group string) string { return k.base + ":events:consumers:" + group }

@@ -151,21 +151,49 @@ end
 return #due
 `)
 
-// deleteIdleConsumer removes a consumer from a group only when it holds no
-// pending entries (XGROUP DELCONSUMER would drop them).
+// deleteIdleConsumer removes a consumer from a group only when its
+// heartbeat is missing or stale (a live consumer blocked on a quiet stream
+// looks idle to XINFO CONSUMERS on Redis 7.0) and it holds no pending
+// entries (XGROUP DELCONSUMER would drop them). Its heartbeat goes too.
 //
-// KEYS[1..n] the group's streams  ARGV[1] group  ARGV[2] consumer
-var deleteIdleConsumer = redis.NewScript(`
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then
-    local p = redis.call('XPENDING', key, ARGV[1], '-', '+', 1, ARGV[2])
+// KEYS[1] the group's consumer registry  KEYS[2..n] the group's streams
+// ARGV[1] group  ARGV[2] consumer  ARGV[3] heartbeat age ms that means dead
+var deleteIdleConsumer = redis.NewScript(nowMs + `
+local beat = redis.call('HGET', KEYS[1], ARGV[2])
+if beat then
+  local ok, v = pcall(cjson.decode, beat)
+  if ok and type(v) == 'table' and tonumber(v.lastSeen) and now - tonumber(v.lastSeen) < tonumber(ARGV[3]) then
+    return 0
+  end
+end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local p = redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2])
     if #p > 0 then return 0 end
   end
 end
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then
-    redis.pcall('XGROUP', 'DELCONSUMER', key, ARGV[1], ARGV[2])
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.pcall('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2])
   end
 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return 1
+`)
+
+// nowMs is a Lua prologue setting now to the Redis clock in milliseconds,
+// so that heartbeats of processes on different hosts compare on one clock.
+const nowMs = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// heartbeat records that a consumer is alive, with its handler names.
+//
+// KEYS[1] the group's consumer registry
+// ARGV[1] consumer  ARGV[2] handler names (JSON array)  ARGV[3] registry TTL ms
+var heartbeat = redis.NewScript(nowMs + `
+redis.call('HSET', KEYS[1], ARGV[1], '{"lastSeen":' .. string.format('%d', now) .. ',"handlers":' .. ARGV[2] .. '}')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
