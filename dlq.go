@@ -21,6 +21,12 @@ type DeadLetter struct {
 	Type             string         `json:"type,omitempty"`
 	TenantID         string         `json:"tenantId,omitempty"`
 	Handler          string         `json:"handler,omitempty"` // empty for an entry that is not a valid event
+	// Handlers is set for an entry dead-lettered as a whole because it was
+	// delivered MaxDeliveries times without an outcome (it crashed or hung
+	// its consumers): every handler that had not run, in order. Handler is
+	// the first of them, the one that was running when the consumers died
+	// (unless they died between handlers).
+	Handlers []string `json:"handlers,omitempty"`
 	Group            string         `json:"group"`
 	Stream           string         `json:"stream"` // where the event was delivered from
 	OriginalStreamID string         `json:"originalStreamId"`

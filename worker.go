@@ -394,8 +394,9 @@ func (c *Consumer) entryTask(j job) *task {
 }
 
 // deadLetterPoison sends an entry that kept killing (or hanging) its
-// consumers to the DLQ for every handler still to run, acknowledged in the
-// same step.
+// consumers to the DLQ, acknowledged in the same step: one DLQ entry that
+// names every handler still to run (the first was running when its
+// consumers died), each marked dead-lettered in the status.
 func (c *Consumer) deadLetterPoison(t *task, reason string) {
 	cfg := c.bus.cfg
 	now := time.Now().UTC()
@@ -404,11 +405,21 @@ func (c *Consumer) deadLetterPoison(t *task, reason string) {
 		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
 	}
-	for _, s := range t.todo {
-		data := retryData{Event: t.raw, Handler: s.name, Attempt: 1, Stream: t.stream, OriginalStreamID: t.m.ID,
-			EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, StatusID: t.statusID,
-			Errors: []AttemptError{{Attempt: 1, At: now, Message: reason}}}
-		args.Ops = append(args.Ops, c.dlqOp(data, reason, false))
+	names := make([]string, len(t.todo))
+	for i, s := range t.todo {
+		names[i] = s.name
+	}
+	errs := []AttemptError{{Attempt: 1, At: now, Message: reason}}
+	rec, _ := json.Marshal(handlerRecord{State: handlerDLQ, Attempts: 1, LastError: reason, UpdatedAt: now})
+	meta, _ := json.Marshal(DeadLetter{
+		EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, Handler: names[0], Handlers: names,
+		Group: cfg.Group, Stream: t.stream, OriginalStreamID: t.m.ID,
+		Attempts: 1, Errors: errs, MovedAt: now, Reason: reason,
+	})
+	args.Ops = append(args.Ops, rdb.SettleOp{Kind: "dlq", Handler: names[0], Record: rec, Payload: t.raw, Meta: meta})
+	for _, name := range names[1:] {
+		// The status record only: the one DLQ entry above covers them.
+		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: name, Record: rec})
 	}
 	c.settle(args, t.ev.ID)
 }

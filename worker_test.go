@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 //	W_SLEEP_MS                      each handler sleeps this long
 //	W_FLAKY                         "1": handler "flaky" fails its first run
 //	W_RETRY_MS                      the single retry delay (default 100)
+//	W_CLAIM_IDLE_MS                 ClaimIdle (default 2000); handler timeouts stay below it
+//	W_MAX_DELIVERIES                MaxDeliveries (default the library's)
+//	W_CRASH_TYPE                    handler "crash" (priority 5) calls os.Exit(3) on events of this type
 //
 // Handlers "a" (priority 10) and "b" (priority 20) match every event; each
 // run is counted in the hash <prefix>:runs (field <event id>|<handler>)
@@ -56,9 +59,16 @@ func workerMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	claimIdle := 2 * time.Second
+	if ms, _ := strconv.Atoi(os.Getenv("W_CLAIM_IDLE_MS")); ms > 0 {
+		claimIdle = time.Duration(ms) * time.Millisecond
+	}
+	timeout := min(time.Second, claimIdle*4/5)
+	maxDeliveries, _ := strconv.Atoi(os.Getenv("W_MAX_DELIVERIES"))
 	cons, err := bus.NewConsumer(eventbus.ConsumerConfig{
-		ClaimIdle: 2 * time.Second, ClaimInterval: 200 * time.Millisecond, RetryPollInterval: 20 * time.Millisecond,
-		Retry: &eventbus.RetryPolicy{Delays: []time.Duration{time.Duration(retryMS) * time.Millisecond}},
+		ClaimIdle: claimIdle, ClaimInterval: 200 * time.Millisecond, RetryPollInterval: 20 * time.Millisecond,
+		Retry:         &eventbus.RetryPolicy{Delays: []time.Duration{time.Duration(retryMS) * time.Millisecond}},
+		MaxDeliveries: maxDeliveries,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -77,7 +87,20 @@ func workerMain() int {
 		err := cons.Handle(h.name, "*", eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
 			record(ctx, ev, h.name)
 			return nil
-		}), eventbus.Priority(h.prio), eventbus.Timeout(time.Second))
+		}), eventbus.Priority(h.prio), eventbus.Timeout(timeout))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if typ := os.Getenv("W_CRASH_TYPE"); typ != "" {
+		err := cons.Handle("crash", "*", eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
+			if ev.Type == typ {
+				record(ctx, ev, "crash")
+				os.Exit(3)
+			}
+			return nil
+		}), eventbus.Priority(5), eventbus.Timeout(timeout))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -89,7 +112,7 @@ func workerMain() int {
 				return errors.New("first run fails")
 			}
 			return nil
-		}), eventbus.Priority(30), eventbus.Timeout(time.Second))
+		}), eventbus.Priority(30), eventbus.Timeout(timeout))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -110,7 +133,8 @@ func workerMain() int {
 
 // worker is a consumer process started by a test.
 type worker struct {
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 }
 
 func startWorker(t *testing.T, redisURL, prefix, consumer string, env ...string) *worker {
@@ -122,16 +146,19 @@ func startWorker(t *testing.T, redisURL, prefix, consumer string, env ...string)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{cmd: cmd}
+	w := &worker{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(w.done) }()
 	t.Cleanup(func() { w.kill() })
 	return w
 }
 
 // kill ends the worker with SIGKILL: a crash.
 func (w *worker) kill() {
-	if w.cmd.ProcessState != nil {
+	select {
+	case <-w.done:
 		return
+	default:
 	}
 	_ = w.cmd.Process.Signal(syscall.SIGKILL)
-	_ = w.cmd.Wait()
+	<-w.done
 }
