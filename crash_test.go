@@ -123,8 +123,9 @@ func TestScheduledRetrySurvivesRestartOfEveryProcess(t *testing.T) {
 	times := c.LRange(ctx, prefix+":times:"+p.ID, 0, -1).Val()
 	retryAt, _ := strconv.ParseInt(times[len(times)-1], 10, 64)
 	late := time.Duration(retryAt-firstRun)*time.Millisecond - delay
-	if late < 0 || late > 1500*time.Millisecond {
-		t.Errorf("retry ran %v after its due time, want on time (within 1.5 s)", late)
+	// The window covers starting a second process on a loaded machine.
+	if late < 0 || late > 3*time.Second {
+		t.Errorf("retry ran %v after its due time, want on time (within 3 s)", late)
 	}
 	if a, b := c.HGet(ctx, runs, p.ID+"|a").Val(), c.HGet(ctx, runs, p.ID+"|b").Val(); a != "1" || b != "1" {
 		t.Errorf("handlers a and b ran %s and %s times, want once each", a, b)

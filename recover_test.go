@@ -29,7 +29,9 @@ func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
 	c.XDel(ctx, main, entries[0].ID, entries[1].ID)
 
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
-		cfg.ClaimIdle, cfg.ClaimInterval, cfg.DeadConsumerIdle = 1500*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
+		// ClaimIdle well above the 700 ms observation window below, so that
+		// a loaded machine cannot make the claim come "early".
+		cfg.ClaimIdle, cfg.ClaimInterval, cfg.DeadConsumerIdle = 3*time.Second, 100*time.Millisecond, 200*time.Millisecond
 	})
 	runs := newCounter()
 	mustHandle(t, cons, "h", "*", func(_ context.Context, ev eventbus.Event) error { runs.add(ev.ID); return nil })
@@ -166,27 +168,29 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
 	b.SetUp(ctx)
+	// Touches come every ClaimIdle/3 (667 ms): over a second of margin
+	// before a late touch lets an entry be claimed on a loaded machine.
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
-		cfg.ClaimIdle, cfg.ClaimInterval, cfg.Concurrency = time.Second, 50*time.Millisecond, 1
+		cfg.ClaimIdle, cfg.ClaimInterval, cfg.Concurrency = 2*time.Second, 50*time.Millisecond, 1
 	})
 	h1, h2 := newCounter(), newCounter()
 	mustHandle(t, cons, "h1", "*", func(_ context.Context, ev eventbus.Event) error {
-		time.Sleep(400 * time.Millisecond) // slow work, not synchronisation
+		time.Sleep(500 * time.Millisecond) // slow work, not synchronisation
 		if h1.add(ev.ID) == 1 {
 			return errors.New("first run fails")
 		}
 		return nil
-	}, eventbus.Priority(1), eventbus.Timeout(900*time.Millisecond))
+	}, eventbus.Priority(1), eventbus.Timeout(1500*time.Millisecond))
 	mustHandle(t, cons, "h2", "*", func(_ context.Context, ev eventbus.Event) error {
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		h2.add(ev.ID)
 		return nil
-	}, eventbus.Priority(2), eventbus.Timeout(900*time.Millisecond))
+	}, eventbus.Priority(2), eventbus.Timeout(1500*time.Millisecond))
 	runConsumer(t, cons)
-	// Three events behind one worker: the last waits about 2.4 s, well
-	// past ClaimIdle, before it starts.
-	ids := publishN(t, b, 3, "approval.item.approved")
-	waitFor(t, 20*time.Second, "every event through both handlers, with h1's retry", func() bool {
+	// Five events behind one worker: the last waits about 4 s, twice
+	// ClaimIdle, before it starts.
+	ids := publishN(t, b, 5, "approval.item.approved")
+	waitFor(t, 40*time.Second, "every event through both handlers, with h1's retry", func() bool {
 		for _, id := range ids {
 			if h1.get(id) < 2 || h2.get(id) < 1 {
 				return false

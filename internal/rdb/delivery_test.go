@@ -1,0 +1,91 @@
+package rdb
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus/internal/redistest"
+)
+
+// A retry's due time is stored rounded up to the millisecond, so that it is
+// never forwarded (and run) before it is due.
+func TestSettleStoresRetryDueTimeRoundedUp(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	r := New(c, NewKeys(prefix, false), Options{})
+	const group = "g"
+	stream := r.Keys().Main()
+	if err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	id := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}}).Val()
+	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "me", Streams: []string{stream, ">"}, Count: 1, Block: -1})
+
+	due := time.UnixMilli(1_800_000_000_000).Add(999 * time.Microsecond) // 0.999 ms past a whole millisecond
+	err := r.Settle(ctx, SettleArgs{
+		Stream: stream, Group: group, EntryID: id, Consumer: "me", EventID: "e1", EventStreamID: id,
+		OpenTTL: time.Minute, ResolvedTTL: time.Minute, DLQMinID: "0",
+		Ops: []SettleOp{{Kind: "retry", Handler: "h", Record: []byte("{}"), Due: due, Member: "m", Data: []byte("{}"), Flag: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := c.ZScore(ctx, r.Keys().RetrySchedule(group), "m").Val()
+	if got := time.UnixMilli(int64(score)); got.Before(due) {
+		t.Errorf("retry stored as due at %v, before its due time %v", got.Format(time.StampMicro), due.Format(time.StampMicro))
+	}
+	// Forwarding at a time just before the due time moves nothing.
+	if n, err := r.ForwardDueRetries(ctx, group, due.Add(-time.Microsecond), 10, "0"); err != nil || n != 0 {
+		t.Errorf("forwarded %d (%v) before the due time, want 0", n, err)
+	}
+	if n, err := r.ForwardDueRetries(ctx, group, due.Add(time.Millisecond), 10, "0"); err != nil || n != 1 {
+		t.Errorf("forwarded %d (%v) after the due time, want 1", n, err)
+	}
+	if got := DueMillis(time.UnixMilli(5)); got != 5 {
+		t.Errorf("DueMillis of a whole millisecond = %d, want 5", got)
+	}
+}
+
+// The heartbeat registry: a live consumer's heartbeat protects it from
+// removal; a stale or missing one does not, and pending entries always do.
+func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	r := New(c, NewKeys(prefix, false), Options{})
+	const group = "g"
+	stream := r.Keys().Main()
+	if err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"live", "dead", "holder"} {
+		c.XGroupCreateConsumer(ctx, stream, group, name)
+	}
+	c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}})
+	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1, Block: -1})
+	if err := r.Heartbeat(ctx, group, "live", []byte(`["h1","h2"]`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	streams := []string{stream}
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{{"live", false}, {"dead", true}, {"holder", false}} {
+		if got, err := r.DeleteIdleConsumer(ctx, streams, group, tc.name, time.Minute); err != nil || got != tc.want {
+			t.Errorf("delete %s: %v %v, want %v", tc.name, got, err, tc.want)
+		}
+	}
+	live, err := r.LiveConsumers(ctx, group, time.Minute)
+	if err != nil || len(live) != 1 || live[0].Name != "live" || len(live[0].Handlers) != 2 {
+		t.Errorf("live consumers %+v %v", live, err)
+	}
+	// A stale heartbeat does not protect.
+	if got, err := r.DeleteIdleConsumer(ctx, streams, group, "live", time.Nanosecond); err != nil || !got {
+		t.Errorf("delete live with a stale heartbeat: %v %v, want removed", got, err)
+	}
+	if n := c.HLen(ctx, r.Keys().Consumers(group)).Val(); n != 0 {
+		t.Errorf("%d heartbeats left after the removal", n)
+	}
+}
