@@ -16,17 +16,17 @@ type AttemptError struct {
 // (this struct as JSON).
 type DeadLetter struct {
 	// ID is the DLQ entry's stream id (set when read back).
-	ID               string         `json:"id,omitempty"`
-	EventID          string         `json:"eventId,omitempty"`
-	Type             string         `json:"type,omitempty"`
-	TenantID         string         `json:"tenantId,omitempty"`
-	Handler          string         `json:"handler,omitempty"` // empty for an entry that is not a valid event
+	ID       string `json:"id,omitempty"`
+	EventID  string `json:"eventId,omitempty"`
+	Type     string `json:"type,omitempty"`
+	TenantID string `json:"tenantId,omitempty"`
+	Handler  string `json:"handler,omitempty"` // empty for an entry that is not a valid event
 	// Handlers is set for an entry dead-lettered as a whole because it was
 	// delivered MaxDeliveries times without an outcome (it crashed or hung
 	// its consumers): every handler that had not run, in order. Handler is
 	// the first of them, the one that was running when the consumers died
 	// (unless they died between handlers).
-	Handlers []string `json:"handlers,omitempty"`
+	Handlers         []string       `json:"handlers,omitempty"`
 	Group            string         `json:"group"`
 	Stream           string         `json:"stream"` // where the event was delivered from
 	OriginalStreamID string         `json:"originalStreamId"`
