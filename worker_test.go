@@ -75,8 +75,9 @@ func workerMain() int {
 		return 1
 	}
 	record := func(ctx context.Context, ev eventbus.Event, handler string) int64 {
-		n := client.HIncrBy(ctx, prefix+":runs", ev.ID+"|"+handler, 1).Val()
+		// The time first: a test that sees the run counted finds its time.
 		client.RPush(ctx, prefix+":times:"+ev.ID, time.Now().UnixMilli())
+		n := client.HIncrBy(ctx, prefix+":runs", ev.ID+"|"+handler, 1).Val()
 		time.Sleep(time.Duration(sleep) * time.Millisecond)
 		return n
 	}
