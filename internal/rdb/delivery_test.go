@@ -89,3 +89,26 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 		t.Errorf("%d heartbeats left after the removal", n)
 	}
 }
+
+func TestCheckLag(t *testing.T) {
+	n := func(v int64) *int64 { return &v }
+	for _, tc := range []struct {
+		lag         *int64
+		undelivered bool
+		length      int64
+		want        *int64
+	}{
+		{nil, true, 10, nil},        // Redis cannot say
+		{nil, false, 10, nil},       // nor here: unknown stays unknown
+		{n(21404), false, 10, n(0)}, // the AOF restart: nothing after last delivered
+		{n(21404), true, 10, nil},   // above the stream's length: wrong
+		{n(3), true, 10, n(3)},      // plausible: passed through
+		{n(0), false, 0, n(0)},      // empty stream
+		{n(10), true, 10, n(10)},    // everything undelivered
+	} {
+		got := checkLag(tc.lag, tc.undelivered, tc.length)
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("checkLag(%v, %v, %d) = %v, want %v", tc.lag, tc.undelivered, tc.length, got, tc.want)
+		}
+	}
+}

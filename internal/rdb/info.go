@@ -119,8 +119,10 @@ func (r *RDB) StreamInfo(ctx context.Context, stream string, trustLag bool) (Str
 // checkLag cross-checks the lag Redis reported (nil: none) against what
 // the stream holds. Redis 7.0 can report a wrong lag after loading an AOF
 // (e.g. 21,404 with nothing undelivered): no entry after the group's last
-// delivered id means lag 0; a lag above the stream's length, or 0 with
-// undelivered entries, is wrong and reported as unknown (nil).
+// delivered id means lag 0; a lag above the stream's length is wrong and
+// reported as unknown (nil). (The length is read a moment before the lag:
+// entries added in between can make a right lag of an almost wholly
+// undelivered stream look too high; it is then reported as unknown too.)
 func checkLag(lag *int64, undelivered bool, length int64) *int64 {
 	if lag == nil {
 		return nil
@@ -129,7 +131,7 @@ func checkLag(lag *int64, undelivered bool, length int64) *int64 {
 	case !undelivered:
 		zero := int64(0)
 		return &zero
-	case *lag > length, *lag == 0:
+	case *lag > length:
 		return nil
 	}
 	return lag
