@@ -116,7 +116,9 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 		}
 		return b
 	}
-	retry := &eventbus.RetryPolicy{Delays: []time.Duration{time.Second}}
+	// The retry is due 3 s after the first run: consumer 2 stops well
+	// before, even on a loaded machine.
+	retry := &eventbus.RetryPolicy{Delays: []time.Duration{3 * time.Second}}
 	runs := newCounter()
 	flaky := func(_ context.Context, ev eventbus.Event) error {
 		if runs.add(ev.ID) == 1 {
@@ -187,7 +189,8 @@ func TestRetryWithoutAnyConsumerOfItsHandlerEndsInDLQ(t *testing.T) {
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	retry := &eventbus.RetryPolicy{Delays: []time.Duration{100 * time.Millisecond}}
+	// Due 2 s later: the first consumer stops well before.
+	retry := &eventbus.RetryPolicy{Delays: []time.Duration{2 * time.Second}}
 	first := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) { cfg.Retry = retry })
 	failed := make(chan struct{}, 1)
 	mustHandle(t, first, "gone", "*", func(context.Context, eventbus.Event) error {
@@ -316,7 +319,8 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 		cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
-			cfg.DeadConsumerIdle, cfg.ClaimInterval = time.Second, 100*time.Millisecond
+			// Heartbeats every 500 ms: 1.5 s of margin on a loaded machine.
+			cfg.DeadConsumerIdle, cfg.ClaimInterval = 2*time.Second, 100*time.Millisecond
 		})
 		mustHandle(t, cons, "h", "*", func(context.Context, eventbus.Event) error { return nil })
 		runCtx, cancel := context.WithCancel(ctx)
@@ -348,7 +352,7 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 		return !slices.Contains(names, "stopped") && !slices.Contains(names, "ghost")
 	})
 	// Well past DeadConsumerIdle on a stream without a single event.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if names := consumers(); !slices.Contains(names, "live-1") || !slices.Contains(names, "live-2") {
 			t.Fatalf("a live consumer was removed: consumers %v", names)
