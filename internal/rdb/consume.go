@@ -344,7 +344,8 @@ func (r *RDB) IdempotentStreamID(ctx context.Context, tenantID, eventID string) 
 
 // Heartbeat records in the group's registry that consumer is alive (by
 // the Redis clock) and registers handlers (a JSON array of names). The
-// registry expires after keep unless refreshed.
+// registry expires after keep unless refreshed, and entries older than
+// keep are dropped.
 func (r *RDB) Heartbeat(ctx context.Context, group, consumer string, handlers []byte, keep time.Duration) error {
 	if err := heartbeat.Run(ctx, r.c, []string{r.keys.Consumers(group)}, consumer, handlers, keep.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("heartbeat %s: %w", consumer, err)

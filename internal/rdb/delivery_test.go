@@ -88,6 +88,15 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 	if n := c.HLen(ctx, r.Keys().Consumers(group)).Val(); n != 0 {
 		t.Errorf("%d heartbeats left after the removal", n)
 	}
+	// A heartbeat drops entries older than the registry's TTL.
+	reg := r.Keys().Consumers(group)
+	c.HSet(ctx, reg, "long-gone", `{"lastSeen":1000,"handlers":[]}`, "garbage", "x")
+	if err := r.Heartbeat(ctx, group, "live", []byte(`[]`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.HKeys(ctx, reg).Val(); len(got) != 1 || got[0] != "live" {
+		t.Errorf("registry %v after a heartbeat, want only live", got)
+	}
 }
 
 func TestCheckLag(t *testing.T) {

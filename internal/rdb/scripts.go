@@ -188,11 +188,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// heartbeat records that a consumer is alive, with its handler names.
+// heartbeat records that a consumer is alive, with its handler names, and
+// drops entries of consumers not seen for the registry's TTL (dead ones
+// the group no longer lists, so nothing else would remove them).
 //
 // KEYS[1] the group's consumer registry
 // ARGV[1] consumer  ARGV[2] handler names (JSON array)  ARGV[3] registry TTL ms
 var heartbeat = redis.NewScript(nowMs + `
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local ok, v = pcall(cjson.decode, all[i + 1])
+  if not ok or type(v) ~= 'table' or not tonumber(v.lastSeen) or now - tonumber(v.lastSeen) > tonumber(ARGV[3]) then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], '{"lastSeen":' .. string.format('%d', now) .. ',"handlers":' .. ARGV[2] .. '}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
