@@ -94,7 +94,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			MaxRequests:    settings.HTTP.MaxRequests,
 			MaxBodyMemory:  settings.HTTP.MaxBodyMemory,
 		},
-		HealthDetails: settings.HealthDetails,
+		// dev is for a local try-out: the full health report for everyone.
+		HealthDetails: settings.HealthDetails || dev,
 	})
 	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
 	if dev {

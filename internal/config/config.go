@@ -79,8 +79,22 @@ type HTTPLimits struct {
 type setting struct {
 	env, flag, def, usage string
 	secret                bool // never echoed in errors
+	boolean               bool // a bare --flag means true
 	value                 *string
 }
+
+// boolFlag is a string-valued flag that may be given bare (--flag), as
+// the flag package allows for booleans; the value is validated later.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 // table lists every setting in the order of the README's table.
 func table() []*setting {
@@ -109,11 +123,11 @@ func table() []*setting {
 		{env: "EVENTBUS_HTTP_MAX_REQUESTS", flag: "http-max-requests", def: "256", usage: "requests served at once, health probes aside (503 over it)"},
 		{env: "EVENTBUS_HTTP_MAX_BODY_MEMORY", flag: "http-max-body-memory", def: "67108864", usage: "bytes of request bodies held at once (503 while full)"},
 		{env: "EVENTBUS_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret shared with the platform (enables JWT bearer tokens)", secret: true},
-		{env: "EVENTBUS_JWT_ALLOW_PLATFORM", flag: "jwt-allow-platform", def: "false", usage: "let JWTs of tenant * act for every tenant"},
+		{env: "EVENTBUS_JWT_ALLOW_PLATFORM", flag: "jwt-allow-platform", def: "false", usage: "let JWTs of tenant * act for every tenant", boolean: true},
 		{env: "EVENTBUS_JWT_AUDIENCE", flag: "jwt-audience", usage: "required aud claim of JWTs (empty: not checked)"},
 		{env: "EVENTBUS_JWT_ISSUER", flag: "jwt-issuer", usage: "required iss claim of JWTs (empty: not checked)"},
 		{env: "EVENTBUS_API_KEYS", flag: "api-keys", usage: "comma-separated token=tenantId:role API keys (tenant * = all tenants)", secret: true},
-		{env: "EVENTBUS_HEALTH_DETAILS", flag: "health-details", def: "false", usage: "show the full health report (names, error text) to anonymous callers"},
+		{env: "EVENTBUS_HEALTH_DETAILS", flag: "health-details", def: "false", usage: "show the full health report (names, error text) to anonymous callers", boolean: true},
 	}
 }
 
@@ -123,7 +137,12 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	rows := table()
 	for _, r := range rows {
 		r.value = new(string)
-		fs.StringVar(r.value, r.flag, "", fmt.Sprintf("%s [env %s] (default %q)", r.usage, r.env, r.def))
+		usage := fmt.Sprintf("%s [env %s] (default %q)", r.usage, r.env, r.def)
+		if r.boolean {
+			fs.Var(boolFlag{r.value}, r.flag, usage)
+			continue
+		}
+		fs.StringVar(r.value, r.flag, "", usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		return Settings{}, err

@@ -61,6 +61,17 @@ func TestLoadHardeningSettings(t *testing.T) {
 	}
 }
 
+func TestBooleanSettingsMayBeBareFlags(t *testing.T) {
+	s, err := load([]string{"--jwt-allow-platform", "--health-details"}, nil)
+	if err != nil || !s.JWTAllowPlatform || !s.HealthDetails {
+		t.Errorf("bare flags: %+v %v", s, err)
+	}
+	s, err = load([]string{"--jwt-allow-platform=false"}, map[string]string{"EVENTBUS_JWT_ALLOW_PLATFORM": "true"})
+	if err != nil || s.JWTAllowPlatform {
+		t.Errorf("--jwt-allow-platform=false over the environment: %+v %v", s, err)
+	}
+}
+
 func TestLoadRejectsBadHardeningValues(t *testing.T) {
 	tests := []struct {
 		env  map[string]string
