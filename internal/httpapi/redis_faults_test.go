@@ -194,3 +194,47 @@ func TestHealthEventsPublicView(t *testing.T) {
 		t.Errorf("admin view with Redis down lacks the error: %s", body)
 	}
 }
+
+// TestPublishToAPausedRedisAnswersOutcomeUnknown: a publish whose write
+// was sent to a frozen Redis must not claim "nothing was written": it
+// answers 504 outcome_unknown with the event id, within the publish
+// timeout, and a retry with that id after Redis resumes is deduplicated
+// (written once). Needs engineer A's publish path.
+func TestPublishToAPausedRedisAnswersOutcomeUnknown(t *testing.T) {
+	rs := redistest.Start(t)
+	bus := busFromSettings(t, map[string]string{"REDIS_URL": rs.URL(), "EVENTBUS_PREFIX": "pausedpub", "EVENTBUS_PUBLISH_TIMEOUT": "1s"})
+	srv := httptest.NewServer(New(bus, Options{Auth: testAuth()}))
+	t.Cleanup(srv.Close)
+	if r := post(t, srv.URL+"/v1/events", keyPublisher, okEvent); r.status != http.StatusCreated {
+		t.Fatalf("publish before the pause = %d %s", r.status, r.body)
+	}
+	resume := rs.PauseB(t)
+	defer resume()
+	start := time.Now()
+	r := post(t, srv.URL+"/v1/events", keyPublisher, okEvent)
+	took := time.Since(start)
+	var e errorBody
+	_ = json.Unmarshal(r.body, &e)
+	if r.status != http.StatusGatewayTimeout || e.Error.Code != "outcome_unknown" || len(e.Error.EventIDs) != 1 {
+		t.Fatalf("publish to a paused Redis = %d %s after %v, want 504 outcome_unknown with the event id", r.status, r.body, took)
+	}
+	if took > 4*time.Second {
+		t.Errorf("answered after %v with a 1s publish timeout", took)
+	}
+	resume()
+	id := e.Error.EventIDs[0]
+	retry := strings.Replace(okEvent, "{", `{"id":"`+id+`",`, 1)
+	var rr reply
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if rr = post(t, srv.URL+"/v1/events", keyPublisher, retry); rr.status == http.StatusCreated || rr.status == http.StatusOK {
+			break
+		}
+	}
+	if rr.status != http.StatusCreated && rr.status != http.StatusOK {
+		t.Fatalf("retry with id %s after resume = %d %s", id, rr.status, rr.body)
+	}
+	main, _, _ := bus.Streams()
+	if n := rs.Client(t).XLen(context.Background(), main).Val(); n != 2 {
+		t.Errorf("%d entries after one publish, one unknown outcome and its retry; want 2 (the retry deduplicated)", n)
+	}
+}
