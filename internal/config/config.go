@@ -261,6 +261,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 		}
 		*ht.dst = d
 	}
+	if s.HTTP.WriteTimeout <= s.PublishTimeout {
+		return s, bad("http-write-timeout", fmt.Sprintf("must be longer than the publish timeout (%v), or publish answers could not be written", s.PublishTimeout))
+	}
 	if s.HTTP.MaxHeaderBytes, err = strconv.Atoi(val("http-max-header-bytes")); err != nil || s.HTTP.MaxHeaderBytes < 4096 || s.HTTP.MaxHeaderBytes > 1<<20 {
 		return s, bad("http-max-header-bytes", "want an integer number of bytes from 4096 to 1048576")
 	}

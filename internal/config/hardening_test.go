@@ -84,6 +84,7 @@ func TestLoadRejectsBadHardeningValues(t *testing.T) {
 		{map[string]string{"EVENTBUS_HTTP_READ_TIMEOUT": "0s"}, `EVENTBUS_HTTP_READ_TIMEOUT="0s"`},
 		{map[string]string{"EVENTBUS_HTTP_WRITE_TIMEOUT": "2h"}, `EVENTBUS_HTTP_WRITE_TIMEOUT="2h"`},
 		{map[string]string{"EVENTBUS_HTTP_IDLE_TIMEOUT": "x"}, `EVENTBUS_HTTP_IDLE_TIMEOUT="x"`},
+		{map[string]string{"EVENTBUS_HTTP_WRITE_TIMEOUT": "2s"}, `EVENTBUS_HTTP_WRITE_TIMEOUT="2s": must be longer than the publish timeout`},
 		{map[string]string{"EVENTBUS_HTTP_MAX_HEADER_BYTES": "100"}, `EVENTBUS_HTTP_MAX_HEADER_BYTES="100"`},
 		{map[string]string{"EVENTBUS_HTTP_MAX_REQUESTS": "0"}, `EVENTBUS_HTTP_MAX_REQUESTS="0"`},
 		{map[string]string{"EVENTBUS_HTTP_MAX_BODY_MEMORY": "1000"}, `EVENTBUS_HTTP_MAX_BODY_MEMORY="1000"`},
