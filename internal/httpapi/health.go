@@ -10,10 +10,9 @@ import (
 
 // healthEvents serves the event bus health report: 200 healthy, 503 not.
 //
-// Anonymous callers get the public view (publicHealth): the healthy flag,
-// the timestamp, Redis reachability and latency, per-stream existence,
-// length and the numbers of the bus's group, and warnings without stream
-// or group names, Redis addresses or error text. A token of role admin or
+// Anonymous callers get the public view (publicHealth): the report's
+// shape without stream and group names, Redis addresses or error text
+// (generic warnings and errors instead). A token of role admin or
 // owner, or every caller when Options.HealthDetails is set, gets the full
 // eventbus.Health report.
 func (s *Server) healthEvents(w http.ResponseWriter, r *http.Request) {
@@ -65,19 +64,27 @@ type publicStreamsHealth struct {
 	Replay publicStream `json:"replay"`
 }
 
+// publicStream is eventbus.StreamHealth without the stream's name, group
+// names and error text (the SPEC's shape otherwise).
 type publicStream struct {
-	Exists bool  `json:"exists"`
-	Length int64 `json:"length"`
-	// Group holds the numbers of the bus's own consumer group, null when
-	// it is missing.
-	Group *publicGroup `json:"group"`
+	Exists       bool          `json:"exists"`
+	Length       int64         `json:"length"`
+	FirstEntryID *string       `json:"firstEntryId"`
+	LastEntryID  *string       `json:"lastEntryId"`
+	Groups       []publicGroup `json:"groups"`
+	// Error is a generic "redis unreachable" or "could not be read".
+	Error string `json:"error,omitempty"`
 }
 
 type publicGroup struct {
-	Consumers int64    `json:"consumers"`
-	Pending   int64    `json:"pending"`
-	Lag       *int64   `json:"lag"`
-	AtRisk    []string `json:"dataAtRisk,omitempty"`
+	// Self marks the group this server belongs to.
+	Self            bool     `json:"self"`
+	Consumers       int64    `json:"consumers"`
+	Pending         int64    `json:"pending"`
+	LastDeliveredID string   `json:"lastDeliveredId"`
+	Lag             *int64   `json:"lag"`
+	OldestPendingID *string  `json:"oldestPendingId"`
+	DataAtRisk      []string `json:"dataAtRisk,omitempty"`
 }
 
 const detailsHint = "stream and group names and error text need a token of role admin or owner (or EVENTBUS_HEALTH_DETAILS=true)"
@@ -103,27 +110,31 @@ func publicView(h eventbus.Health, group string) publicHealth {
 		{"replay", h.Streams.Replay, &p.Streams.Replay},
 	} {
 		st.out.Exists, st.out.Length = st.in.Exists, st.in.Length
+		st.out.FirstEntryID, st.out.LastEntryID = st.in.FirstEntryID, st.in.LastEntryID
+		st.out.Groups = make([]publicGroup, 0, len(st.in.Groups))
+		self, atRisk := false, false
 		for _, g := range st.in.Groups {
-			if g.Name == group {
-				st.out.Group = &publicGroup{Consumers: g.Consumers, Pending: g.Pending, Lag: g.Lag, AtRisk: g.DataAtRisk}
-			}
-		}
-		if !h.Redis.Connected {
-			continue
+			st.out.Groups = append(st.out.Groups, publicGroup{
+				Self: g.Name == group, Consumers: g.Consumers, Pending: g.Pending, LastDeliveredID: g.LastDeliveredID,
+				Lag: g.Lag, OldestPendingID: g.OldestPendingID, DataAtRisk: g.DataAtRisk,
+			})
+			self = self || g.Name == group
+			atRisk = atRisk || len(g.DataAtRisk) > 0
 		}
 		switch {
+		case !h.Redis.Connected:
+			st.out.Error = "redis unreachable"
+			continue
 		case st.in.Error != "":
+			st.out.Error = "could not be read"
 			p.Warnings = append(p.Warnings, "stream "+st.role+": could not be read")
 		case !st.in.Exists:
 			p.Warnings = append(p.Warnings, "stream "+st.role+": does not exist (set-up pending)")
-		case st.out.Group == nil:
+		case !self:
 			p.Warnings = append(p.Warnings, "stream "+st.role+": the consumer group is missing (set-up pending)")
 		}
-		for _, g := range st.in.Groups {
-			if len(g.DataAtRisk) > 0 {
-				p.Warnings = append(p.Warnings, "stream "+st.role+": a consumer group has data at risk")
-				break
-			}
+		if atRisk {
+			p.Warnings = append(p.Warnings, "stream "+st.role+": a consumer group has data at risk")
 		}
 	}
 	if !p.Healthy && len(p.Warnings) == 0 {
