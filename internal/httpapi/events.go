@@ -51,7 +51,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p auth.Principa
 		writeDecodeError(w, err)
 		return
 	}
-	body = nil // let the bytes go while Redis works
 	if !forTenant(w, p, &ev, -1) {
 		return
 	}
@@ -81,7 +80,8 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	defer s.budget.release(reserved)
 	// Decode straight from the one copy of the body (no intermediate
-	// json.RawMessage copy), then drop it before publishing.
+	// json.RawMessage copy); body is dead after this, so the collector may
+	// free it while Redis works.
 	var events []eventbus.Event
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
 		var wrapped struct {
@@ -96,7 +96,6 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p auth.Pri
 		writeDecodeError(w, err)
 		return
 	}
-	body = nil
 	switch {
 	case len(events) == 0:
 		writeError(w, http.StatusBadRequest, "invalid_request", "the batch holds no events")
