@@ -82,10 +82,17 @@ func (b *Bus) Run(ctx context.Context) error {
 }
 
 // Ready returns nil when Redis answers and the streams and groups are set
-// up; otherwise ErrNotReady or an error wrapping ErrUnavailable.
+// up; otherwise ErrNotReady or an error wrapping ErrUnavailable. It checks
+// in Redis (one round trip, bounded by ctx) that the streams and the
+// group still exist, and asks the set-up loop to run again when not.
 func (b *Bus) Ready(ctx context.Context) error {
-	if _, err := b.rdb.Ping(ctx); err != nil {
+	ok, err := b.rdb.GroupReady(ctx, b.groupStreams(), b.rdb.Keys().Main(), b.cfg.Group)
+	if err != nil {
 		return err
+	}
+	if !ok {
+		b.requestSetUp()
+		return ErrNotReady
 	}
 	if !b.setUp.Load() {
 		return ErrNotReady

@@ -125,6 +125,11 @@ func TestDevRunsWithoutRedis(t *testing.T) {
 		body = b
 		return err == nil && code == http.StatusOK
 	})
+	// Readiness checks the streams and group in Redis: the embedded server
+	// must answer that check too.
+	if code, b, err := getJSON("http://" + addr + "/readyz"); err != nil || code != http.StatusOK {
+		t.Errorf("/readyz on the embedded server = %d %v %v", code, b, err)
+	}
 	streams := body["streams"].(map[string]any)
 	main := streams["main"].(map[string]any)
 	if main["exists"] != true || main["name"] != "hyvve:events:main" {

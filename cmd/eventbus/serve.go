@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -82,10 +81,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		keys = map[string]auth.Principal{token: {Subject: "dev", TenantID: auth.AllTenants, Role: auth.RoleAdmin}}
 		fmt.Fprintf(stdout, "eventbus dev: no credentials configured; this run's API key (every tenant, admin): %s\n", token)
 	}
-	srv := &http.Server{
-		Handler:           httpapi.New(bus, httpapi.Options{Auth: auth.New(settings.JWTSecret, keys), Logger: logger}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	authn := auth.New(settings.JWTSecret, keys, auth.AllowPlatformJWT(settings.JWTAllowPlatform),
+		auth.Audience(settings.JWTAudience), auth.Issuer(settings.JWTIssuer))
+	srv := httpapi.NewServer(bus, httpapi.Options{
+		Auth:   authn,
+		Logger: logger,
+		Limits: httpapi.Limits{
+			ReadTimeout:    settings.HTTP.ReadTimeout,
+			WriteTimeout:   settings.HTTP.WriteTimeout,
+			IdleTimeout:    settings.HTTP.IdleTimeout,
+			MaxHeaderBytes: settings.HTTP.MaxHeaderBytes,
+			MaxRequests:    settings.HTTP.MaxRequests,
+			MaxBodyMemory:  settings.HTTP.MaxBodyMemory,
+		},
+		// dev is for a local try-out: the full health report for everyone.
+		HealthDetails: settings.HealthDetails || dev,
+	})
 	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
 	if dev {
 		fmt.Fprintf(stdout, "eventbus dev: serving on http://%s (health: /health/events)\n", ln.Addr())

@@ -1,6 +1,12 @@
 // Package auth authenticates bearer tokens: JWT HS256 (claims sub,
-// tenantId, role; secret shared with the platform) and API keys from
+// tenantId, role, exp; secret shared with the platform) and API keys from
 // configuration. It answers who the caller is and what it may do.
+//
+// A JWT is refused unless it names a subject (sub), a tenant and a known
+// role; its aud and iss claims are checked when an audience or issuer is
+// configured. A JWT of tenant "*" (every tenant) is refused unless
+// platform-wide JWTs are allowed (AllowPlatformJWT); API keys of tenant "*"
+// are configured explicitly and always allowed.
 package auth
 
 import (
@@ -54,15 +60,47 @@ type Authenticator struct {
 	secret []byte
 	keys   map[[32]byte]Principal // by SHA-256 of the token
 	parser *jwt.Parser
+
+	allowPlatform    bool
+	audience, issuer string
+}
+
+// Option configures how an Authenticator checks JWTs.
+type Option func(*Authenticator)
+
+// AllowPlatformJWT lets a JWT of tenant "*" act for every tenant. Without
+// it such a JWT is refused.
+func AllowPlatformJWT(allow bool) Option {
+	return func(a *Authenticator) { a.allowPlatform = allow }
+}
+
+// Audience requires JWTs to carry aud (a string or a list holding it).
+// Empty: aud is not checked.
+func Audience(aud string) Option {
+	return func(a *Authenticator) { a.audience = aud }
+}
+
+// Issuer requires JWTs to carry iss equal to iss. Empty: iss is not
+// checked.
+func Issuer(iss string) Option {
+	return func(a *Authenticator) { a.issuer = iss }
 }
 
 // New returns an Authenticator for a JWT secret (empty: JWTs are refused)
 // and API keys (see ParseAPIKeys).
-func New(jwtSecret string, apiKeys map[string]Principal) *Authenticator {
-	a := &Authenticator{
-		keys:   make(map[[32]byte]Principal, len(apiKeys)),
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()),
+func New(jwtSecret string, apiKeys map[string]Principal, opts ...Option) *Authenticator {
+	a := &Authenticator{keys: make(map[[32]byte]Principal, len(apiKeys))}
+	for _, o := range opts {
+		o(a)
 	}
+	popts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()}
+	if a.audience != "" {
+		popts = append(popts, jwt.WithAudience(a.audience))
+	}
+	if a.issuer != "" {
+		popts = append(popts, jwt.WithIssuer(a.issuer))
+	}
+	a.parser = jwt.NewParser(popts...)
 	if jwtSecret != "" {
 		a.secret = []byte(jwtSecret)
 	}
@@ -98,8 +136,15 @@ func (a *Authenticator) Authenticate(header string) (Principal, error) {
 	p.Subject, _ = claims["sub"].(string)
 	p.TenantID, _ = claims["tenantId"].(string)
 	p.Role, _ = claims["role"].(string)
-	if p.TenantID == "" || p.Role == "" {
+	switch {
+	case strings.TrimSpace(p.Subject) == "":
+		return Principal{}, fmt.Errorf("%w: token lacks the sub claim", ErrUnauthenticated)
+	case p.TenantID == "" || p.Role == "":
 		return Principal{}, fmt.Errorf("%w: token lacks the tenantId or role claim", ErrUnauthenticated)
+	case !knownRoles[p.Role]:
+		return Principal{}, fmt.Errorf("%w: role %q is not one of publisher, admin, owner, member, viewer", ErrUnauthenticated, p.Role)
+	case p.TenantID == AllTenants && !a.allowPlatform:
+		return Principal{}, fmt.Errorf("%w: platform-wide tokens (tenantId \"*\") are not allowed as JWTs here", ErrUnauthenticated)
 	}
 	return p, nil
 }

@@ -40,8 +40,38 @@ type Settings struct {
 	LogLevel       slog.Level
 	MaxEventSize   int
 	IdempotencyTTL time.Duration
+	PublishTimeout time.Duration
+	HTTP           HTTPLimits
 	JWTSecret      string
-	APIKeys        map[string]auth.Principal
+	// JWTAllowPlatform lets JWTs of tenant "*" act for every tenant.
+	JWTAllowPlatform bool
+	// JWTAudience and JWTIssuer, when set, must match the aud and iss
+	// claims of every JWT.
+	JWTAudience string
+	JWTIssuer   string
+	APIKeys     map[string]auth.Principal
+	// HealthDetails shows the full health report (stream names, Redis
+	// error text) to anonymous callers too.
+	HealthDetails bool
+}
+
+// HTTPLimits bound the HTTP server's connections and requests.
+type HTTPLimits struct {
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of the response.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 over it).
+	MaxHeaderBytes int
+	// MaxRequests bounds the requests served at once, health probes aside
+	// (503 over it).
+	MaxRequests int
+	// MaxBodyMemory bounds the bytes of request bodies held at once (503
+	// while full; 413 for a body larger than all of it).
+	MaxBodyMemory int64
 }
 
 // setting is one row of the configuration table: an environment variable,
@@ -49,8 +79,22 @@ type Settings struct {
 type setting struct {
 	env, flag, def, usage string
 	secret                bool // never echoed in errors
+	boolean               bool // a bare --flag means true
 	value                 *string
 }
+
+// boolFlag is a string-valued flag that may be given bare (--flag), as
+// the flag package allows for booleans; the value is validated later.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 // table lists every setting in the order of the README's table.
 func table() []*setting {
@@ -71,8 +115,19 @@ func table() []*setting {
 		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
 		{env: "EVENTBUS_IDEMPOTENCY_WINDOW", flag: "idempotency-window", def: "24h", usage: "how long caller-supplied event ids are remembered"},
+		{env: "EVENTBUS_PUBLISH_TIMEOUT", flag: "publish-timeout", def: "2s", usage: "bound of one publish call (duration from 1ms to 60s)"},
+		{env: "EVENTBUS_HTTP_READ_TIMEOUT", flag: "http-read-timeout", def: "30s", usage: "bound of reading one request, headers and body"},
+		{env: "EVENTBUS_HTTP_WRITE_TIMEOUT", flag: "http-write-timeout", def: "30s", usage: "bound of one request from its headers to the end of the response"},
+		{env: "EVENTBUS_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", def: "60s", usage: "idle keep-alive connections are closed after this"},
+		{env: "EVENTBUS_HTTP_MAX_HEADER_BYTES", flag: "http-max-header-bytes", def: "65536", usage: "largest request line and headers in bytes (431 over it)"},
+		{env: "EVENTBUS_HTTP_MAX_REQUESTS", flag: "http-max-requests", def: "256", usage: "requests served at once, health probes aside (503 over it)"},
+		{env: "EVENTBUS_HTTP_MAX_BODY_MEMORY", flag: "http-max-body-memory", def: "67108864", usage: "bytes of request bodies held at once (503 while full)"},
 		{env: "EVENTBUS_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret shared with the platform (enables JWT bearer tokens)", secret: true},
+		{env: "EVENTBUS_JWT_ALLOW_PLATFORM", flag: "jwt-allow-platform", def: "false", usage: "let JWTs of tenant * act for every tenant", boolean: true},
+		{env: "EVENTBUS_JWT_AUDIENCE", flag: "jwt-audience", usage: "required aud claim of JWTs (empty: not checked)"},
+		{env: "EVENTBUS_JWT_ISSUER", flag: "jwt-issuer", usage: "required iss claim of JWTs (empty: not checked)"},
 		{env: "EVENTBUS_API_KEYS", flag: "api-keys", usage: "comma-separated token=tenantId:role API keys (tenant * = all tenants)", secret: true},
+		{env: "EVENTBUS_HEALTH_DETAILS", flag: "health-details", def: "false", usage: "show the full health report (names, error text) to anonymous callers", boolean: true},
 	}
 }
 
@@ -82,7 +137,12 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	rows := table()
 	for _, r := range rows {
 		r.value = new(string)
-		fs.StringVar(r.value, r.flag, "", fmt.Sprintf("%s [env %s] (default %q)", r.usage, r.env, r.def))
+		usage := fmt.Sprintf("%s [env %s] (default %q)", r.usage, r.env, r.def)
+		if r.boolean {
+			fs.Var(boolFlag{r.value}, r.flag, usage)
+			continue
+		}
+		fs.StringVar(r.value, r.flag, "", usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		return Settings{}, err
@@ -184,7 +244,46 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	if s.IdempotencyTTL, err = parseDuration(val("idempotency-window"), 0); err != nil || s.IdempotencyTTL < time.Second {
 		return s, bad("idempotency-window", "want a duration of at least 1s such as 24h")
 	}
+	if s.PublishTimeout, err = parseDuration(val("publish-timeout"), 0); err != nil || s.PublishTimeout < time.Millisecond || s.PublishTimeout > time.Minute {
+		return s, bad("publish-timeout", "want a duration from 1ms to 60s such as 2s")
+	}
+	for _, ht := range []struct {
+		flag string
+		dst  *time.Duration
+	}{
+		{"http-read-timeout", &s.HTTP.ReadTimeout},
+		{"http-write-timeout", &s.HTTP.WriteTimeout},
+		{"http-idle-timeout", &s.HTTP.IdleTimeout},
+	} {
+		d, err := parseDuration(val(ht.flag), 0)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			return s, bad(ht.flag, "want a duration from 100ms to 1h such as 30s")
+		}
+		*ht.dst = d
+	}
+	if s.HTTP.WriteTimeout <= s.PublishTimeout {
+		return s, bad("http-write-timeout", fmt.Sprintf("must be longer than the publish timeout (%v), or publish answers could not be written", s.PublishTimeout))
+	}
+	if s.HTTP.MaxHeaderBytes, err = strconv.Atoi(val("http-max-header-bytes")); err != nil || s.HTTP.MaxHeaderBytes < 4096 || s.HTTP.MaxHeaderBytes > 1<<20 {
+		return s, bad("http-max-header-bytes", "want an integer number of bytes from 4096 to 1048576")
+	}
+	if s.HTTP.MaxRequests, err = strconv.Atoi(val("http-max-requests")); err != nil || s.HTTP.MaxRequests < 1 || s.HTTP.MaxRequests > 100000 {
+		return s, bad("http-max-requests", "want an integer from 1 to 100000")
+	}
+	// The budget must hold at least one single-event request (the event
+	// plus room for whitespace).
+	minBody := int64(s.MaxEventSize) + 64<<10
+	if s.HTTP.MaxBodyMemory, err = strconv.ParseInt(val("http-max-body-memory"), 10, 64); err != nil || s.HTTP.MaxBodyMemory < minBody || s.HTTP.MaxBodyMemory > 1<<40 {
+		return s, bad("http-max-body-memory", fmt.Sprintf("want an integer number of bytes of at least %d (the largest event plus 64 KiB)", minBody))
+	}
 	s.JWTSecret = *get["jwt-secret"].value
+	if s.JWTAllowPlatform, err = strconv.ParseBool(val("jwt-allow-platform")); err != nil {
+		return s, bad("jwt-allow-platform", "want true or false")
+	}
+	s.JWTAudience, s.JWTIssuer = val("jwt-audience"), val("jwt-issuer")
+	if s.HealthDetails, err = strconv.ParseBool(val("health-details")); err != nil {
+		return s, bad("health-details", "want true or false")
+	}
 	if s.JWTSecret != "" && len(s.JWTSecret) < 16 {
 		return s, bad("jwt-secret", "shorter than 16 bytes")
 	}
@@ -242,12 +341,23 @@ func redactURL(v string) string {
 
 // Fail-fast client settings: a dead Redis answers ErrUnavailable in well
 // under a second instead of after go-redis's default 5 dial attempts per
-// command attempt. MaxRetries 1 still rides over one dropped connection.
+// command attempt. MaxRetries 1 still rides over one dropped connection
+// (the bus marks its writes NoRetry itself, so only reads are re-sent).
+//
+// contextTimeout makes go-redis honour the caller's context deadline on
+// socket reads and writes (without it a paused Redis holds every call for
+// readTimeout, whatever the caller's budget). readTimeout and writeTimeout
+// bound calls made without a deadline; poolTimeout bounds the wait for a
+// free connection.
 const (
 	dialerRetries      = 2
 	dialerRetryTimeout = 50 * time.Millisecond
 	maxRetries         = 1
 	dialTimeout        = 2 * time.Second
+	contextTimeout     = true
+	readTimeout        = 3 * time.Second
+	writeTimeout       = 3 * time.Second
+	poolTimeout        = 4 * time.Second
 )
 
 // RedisClient builds the client the settings describe: a single node from
@@ -266,15 +376,18 @@ func (s Settings) RedisClient() (redis.UniversalClient, error) {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: s.ClusterAddrs, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig,
 			DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryTimeout, MaxRetries: maxRetries, DialTimeout: dialTimeout,
+			ContextTimeoutEnabled: contextTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, PoolTimeout: poolTimeout,
 		}), nil
 	case len(s.SentinelAddrs) > 0:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: s.SentinelMaster, SentinelAddrs: s.SentinelAddrs,
 			Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
 			DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryTimeout, MaxRetries: maxRetries, DialTimeout: dialTimeout,
+			ContextTimeoutEnabled: contextTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, PoolTimeout: poolTimeout,
 		}), nil
 	default:
 		opt.DialerRetries, opt.DialerRetryTimeout, opt.MaxRetries, opt.DialTimeout = dialerRetries, dialerRetryTimeout, maxRetries, dialTimeout
+		opt.ContextTimeoutEnabled, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = contextTimeout, readTimeout, writeTimeout, poolTimeout
 		return redis.NewClient(opt), nil
 	}
 }
@@ -294,5 +407,6 @@ func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) e
 
 		MaxEventSize:      s.MaxEventSize,
 		IdempotencyWindow: s.IdempotencyTTL,
+		PublishTimeout:    s.PublishTimeout,
 	}
 }

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/hyvve/eventbus"
@@ -39,8 +41,14 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return
 	}
 	limit := int64(s.bus.Config().MaxEventSize) + 64<<10 // whitespace and defaults added later
+	body, reserved, ok := s.readBody(w, r, limit)
+	if !ok {
+		return
+	}
+	defer s.budget.release(reserved)
 	var ev eventbus.Event
-	if !decodeBody(w, r, limit, &ev) {
+	if err := json.Unmarshal(body, &ev); err != nil {
+		writeDecodeError(w, err)
 		return
 	}
 	if !forTenant(w, p, &ev, -1) {
@@ -48,7 +56,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	res, err := s.bus.Publish(r.Context(), ev)
 	if err != nil {
-		writePublishError(w, err)
+		s.writePublishError(w, r, err)
 		return
 	}
 	status := http.StatusCreated
@@ -66,12 +74,16 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p auth.Pri
 		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("role %q may not publish", p.Role))
 		return
 	}
-	var body json.RawMessage
-	if !decodeBody(w, r, maxBatchBody, &body) {
+	body, reserved, ok := s.readBody(w, r, maxBatchBody)
+	if !ok {
 		return
 	}
+	defer s.budget.release(reserved)
+	// Decode straight from the one copy of the body (no intermediate
+	// json.RawMessage copy); body is dead after this, so the collector may
+	// free it while Redis works.
 	var events []eventbus.Event
-	if len(body) > 0 && body[0] == '{' {
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
 		var wrapped struct {
 			Events []eventbus.Event `json:"events"`
 		}
@@ -99,7 +111,7 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	res, err := s.bus.PublishBatch(r.Context(), events)
 	if err != nil {
-		writePublishError(w, err)
+		s.writePublishError(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -128,24 +140,48 @@ func forTenant(w http.ResponseWriter, p auth.Principal, ev *eventbus.Event, inde
 	return true
 }
 
-// decodeBody reads a JSON body of at most limit bytes into v, answering
-// 413 or 400 itself on failure.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+// readBody reads a body of at most limit bytes, first reserving its size
+// (Content-Length, or limit when the length is not sent) in the body
+// budget. It answers 413, 503 or 400 itself on failure; on success the
+// caller releases reserved when done with the body and what was decoded
+// from it.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, reserved int64, ok bool) {
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit))
+		return nil, 0, false
+	}
+	need := limit
+	if r.ContentLength >= 0 {
+		need = r.ContentLength
+	}
+	if need > s.budget.limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body of %d bytes is over the server's body memory of %d bytes", need, s.budget.limit))
+		return nil, 0, false
+	}
+	if !s.budget.reserve(need) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many request bodies in flight; retry later")
+		return nil, 0, false
+	}
+	var err error
+	if r.ContentLength >= 0 {
+		// The length is known: read into one buffer of exactly that size.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	if err != nil {
+		s.budget.release(need)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit))
-			return false
+			return nil, 0, false
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request", "read body: "+err.Error())
-		return false
+		writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read in full")
+		return nil, 0, false
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		writeDecodeError(w, err)
-		return false
-	}
-	return true
+	return body, need, true
 }
 
 func writeDecodeError(w http.ResponseWriter, err error) {
@@ -170,18 +206,39 @@ func writeValidationError(w http.ResponseWriter, ve *eventbus.ValidationError) {
 	writeJSON(w, status, errorBody{Error: d})
 }
 
-func writePublishError(w http.ResponseWriter, err error) {
+// writePublishError answers a failed publish with what it means (see the
+// README, "What an error means"): 4xx the event was refused, 503 nothing
+// was written, 504 the outcome is unknown (the event ids are returned so a
+// retry with the same ids is deduplicated).
+func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *eventbus.ValidationError
+	var ou *eventbus.OutcomeUnknownError
 	switch {
 	case errors.As(err, &ve):
 		writeValidationError(w, ve)
+	case errors.As(err, &ou), errors.Is(err, eventbus.ErrOutcomeUnknown):
+		var ids []string
+		if ou != nil {
+			ids = ou.EventIDs
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publish outcome unknown",
+			slog.String("request_id", requestID(w)), slog.Any("event_ids", ids), slog.String("error", err.Error()))
+		writeJSON(w, http.StatusGatewayTimeout, errorBody{Error: errorDetail{
+			Code: "outcome_unknown",
+			Message: "the write was sent to the event store but no reply came: the event(s) may or may not have been written; " +
+				`publish again with the same "id" (eventIds) to retry safely, the repeat is deduplicated`,
+			EventIDs: ids,
+		}})
 	case errors.Is(err, eventbus.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable; nothing was written, retry later")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "timeout", err.Error())
+		// The library reports a write that was sent as outcome unknown
+		// (above); a bare context error means the event was still queued.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "timeout", "the request ended before the event was sent; nothing was written, retry later")
 	default:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		s.writeInternal(w, r, "publish failed", err)
 	}
 }
 
@@ -200,9 +257,13 @@ func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Prin
 	case errors.Is(err, eventbus.ErrNotFound), err == nil && !p.SeesTenant(st.TenantID):
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %q not found", id))
 	case errors.Is(err, eventbus.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		s.writeInternal(w, r, "status lookup failed", err)
 	default:
 		writeJSON(w, http.StatusOK, st)
 	}

@@ -1,6 +1,7 @@
-// Package httpapi serves the HTTP API: health, readiness and (in later
-// parts) the event and admin routes. Errors are JSON
-// {"error":{"code","message"}}.
+// Package httpapi serves the HTTP API: health, readiness and the event
+// routes. Errors are JSON {"error":{"code","message"}}; every response
+// carries an X-Request-Id header, and a 500 answers only a generic message
+// with that id (the error itself is logged with it).
 package httpapi
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hyvve/eventbus"
@@ -26,16 +28,27 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Logger; default discard.
 	Logger *slog.Logger
+	// Limits bound connections, concurrent requests and body memory; zero
+	// fields take the defaults of DefaultLimits.
+	Limits Limits
+	// HealthDetails shows the full health report (stream and group names,
+	// Redis error text) to every caller. Without it only a token of role
+	// admin or owner sees them; anonymous callers get the numbers.
+	HealthDetails bool
 }
 
 // Server holds the API's dependencies.
 type Server struct {
-	bus  *eventbus.Bus
-	auth *auth.Authenticator
-	log  *slog.Logger
+	bus           *eventbus.Bus
+	auth          *auth.Authenticator
+	log           *slog.Logger
+	budget        *bodyBudget
+	healthDetails bool
 }
 
-// New returns the API's handler.
+// New returns the API's handler: request ids, the concurrency limits and
+// the routes. Serve it with the http.Server of NewServer, which sets the
+// connection timeouts.
 func New(bus *eventbus.Bus, opt Options) http.Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -43,7 +56,8 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	if opt.Auth == nil {
 		opt.Auth = auth.New("", nil)
 	}
-	s := &Server{bus: bus, auth: opt.Auth, log: opt.Logger}
+	lim := opt.Limits.withDefaults()
+	s := &Server{bus: bus, auth: opt.Auth, log: opt.Logger, budget: newBodyBudget(lim.MaxBodyMemory), healthDetails: opt.HealthDetails}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -52,9 +66,31 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return newFrontDoor(mux, lim)
+}
+
+// allowedMethods lists the methods the routes serve on r's path, or ""
+// when the path is unknown. It runs only for requests no route matched.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 // healthz is liveness: the process serves HTTP.
@@ -62,31 +98,27 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is readiness: Redis answers and set-up is done.
+// readyz is readiness: Redis answers and the streams and group exist.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 	defer cancel()
 	if err := s.bus.Ready(ctx); err != nil {
-		code := "not_ready"
-		if errors.Is(err, eventbus.ErrUnavailable) {
-			code = "redis_unavailable"
+		code, msg := "not_ready", "the streams and consumer group are not set up yet"
+		switch {
+		case errors.Is(err, eventbus.ErrUnavailable):
+			code, msg = "redis_unavailable", "redis unreachable"
+		case errors.Is(err, context.DeadlineExceeded):
+			code, msg = "redis_unavailable", "redis did not answer within "+probeTimeout.String()
+		case !errors.Is(err, eventbus.ErrNotReady):
+			id := requestID(w)
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed",
+				slog.String("request_id", id), slog.String("error", err.Error()))
+			code, msg = "redis_error", "redis refused the readiness check; the server logged it with request id "+id
 		}
-		writeError(w, http.StatusServiceUnavailable, code, err.Error())
+		writeError(w, http.StatusServiceUnavailable, code, msg)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// healthEvents serves the event bus health report: 200 healthy, 503 not.
-func (s *Server) healthEvents(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
-	defer cancel()
-	h := s.bus.Health(ctx)
-	status := http.StatusOK
-	if !h.Healthy {
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, h)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -107,8 +139,24 @@ type errorDetail struct {
 	Field string `json:"field,omitempty"`
 	// Index is the position of the offending event in a batch.
 	Index *int `json:"index,omitempty"`
+	// EventIDs are the events whose outcome is unknown (504).
+	EventIDs []string `json:"eventIds,omitempty"`
+	// RequestID repeats the X-Request-Id of a 500, for the logs.
+	RequestID string `json:"requestId,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// writeInternal logs err with the request id and answers 500 with a
+// generic message: internal error text never reaches the caller.
+func (s *Server) writeInternal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	id := requestID(w)
+	s.log.LogAttrs(r.Context(), slog.LevelError, what,
+		slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("error", err.Error()))
+	writeJSON(w, http.StatusInternalServerError, errorBody{Error: errorDetail{
+		Code: "internal", Message: "internal error; the server logged it with request id " + id, RequestID: id,
+	}})
 }

@@ -27,7 +27,17 @@ func newServer(t *testing.T, c redis.UniversalClient, prefix string) (*eventbus.
 
 func get(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	return getAs(t, url, "")
+}
+
+// getAs is get with a bearer token (none when token is empty).
+func getAs(t *testing.T, url, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +68,9 @@ func TestHealthRoutes(t *testing.T) {
 	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after set-up = %d", code)
 	}
-	code, body := get(t, srv.URL+"/health/events")
+	// The full report needs an admin token (see TestHealthEventsPublicView
+	// for the anonymous view).
+	code, body := getAs(t, srv.URL+"/health/events", keyPlatform)
 	if code != http.StatusOK || body["healthy"] != true {
 		t.Fatalf("/health/events = %d %v", code, body)
 	}

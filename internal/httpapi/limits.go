@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hyvve/eventbus"
+)
+
+// Limits bound what clients can hold: connections (timeouts, header
+// size), requests served at once, and the memory of request bodies.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading the request line and headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included: a body
+	// that never arrives is cut after it.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers; over it the
+	// server answers 431.
+	MaxHeaderBytes int
+	// MaxRequests bounds the requests served at once (health probes have
+	// their own pool of MaxProbes); over it the server answers 503 with
+	// Retry-After.
+	MaxRequests int
+	// MaxProbes bounds the health probes served at once.
+	MaxProbes int
+	// MaxBodyMemory bounds the bytes of request bodies held at once. A
+	// request reserves its Content-Length (or its route's limit when the
+	// length is not sent) before reading; while the budget is spent it is
+	// answered 503 with Retry-After, and a body larger than the whole
+	// budget 413.
+	MaxBodyMemory int64
+}
+
+// DefaultLimits are the limits used for zero fields of Limits.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 10 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	IdleTimeout:       60 * time.Second,
+	MaxHeaderBytes:    64 << 10,
+	MaxRequests:       256,
+	MaxProbes:         16,
+	MaxBodyMemory:     64 << 20,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	set := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	set(&l.ReadTimeout, d.ReadTimeout)
+	set(&l.WriteTimeout, d.WriteTimeout)
+	set(&l.IdleTimeout, d.IdleTimeout)
+	if l.ReadHeaderTimeout > l.ReadTimeout {
+		l.ReadHeaderTimeout = l.ReadTimeout
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxRequests <= 0 {
+		l.MaxRequests = d.MaxRequests
+	}
+	if l.MaxProbes <= 0 {
+		l.MaxProbes = d.MaxProbes
+	}
+	if l.MaxBodyMemory <= 0 {
+		l.MaxBodyMemory = d.MaxBodyMemory
+	}
+	return l
+}
+
+// NewServer returns an http.Server serving the API (New) with the
+// connection limits of opt.Limits, and net/http's own error lines logged
+// through opt.Logger.
+func NewServer(bus *eventbus.Bus, opt Options) *http.Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	lim := opt.Limits.withDefaults()
+	return &http.Server{
+		Handler:           New(bus, opt),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// frontDoor runs before every route: it gives the request its id and a
+// slot in the request pool (probes in their own pool), or answers 503.
+// Per request it costs the id and two channel operations.
+type frontDoor struct {
+	next   http.Handler
+	reqs   chan struct{}
+	probes chan struct{}
+	idBase string // random per process
+	seq    atomic.Uint64
+}
+
+func newFrontDoor(next http.Handler, lim Limits) *frontDoor {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &frontDoor{
+		next:   next,
+		reqs:   make(chan struct{}, lim.MaxRequests),
+		probes: make(chan struct{}, lim.MaxProbes),
+		idBase: hex.EncodeToString(b[:]),
+	}
+}
+
+const requestIDHeader = "X-Request-Id"
+
+func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(requestIDHeader)
+	if !validRequestID(id) {
+		id = f.newID()
+	}
+	w.Header()[requestIDHeader] = []string{id}
+
+	pool := f.reqs
+	if isProbe(r.URL.Path) {
+		pool = f.probes
+	}
+	select {
+	case pool <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many requests in flight; retry later")
+		return
+	}
+	defer func() { <-pool }()
+	f.next.ServeHTTP(w, r)
+}
+
+// newID returns "<8 hex of this process>-<sequence in hex>".
+func (f *frontDoor) newID() string {
+	var buf [8 + 1 + 16]byte
+	b := append(buf[:0], f.idBase...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, f.seq.Add(1), 16)
+	return string(b)
+}
+
+// validRequestID accepts a caller's X-Request-Id of 1 to 128 characters
+// from [A-Za-z0-9._:-]; anything else is replaced by a generated id.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID returns the id the front door gave the response.
+func requestID(w http.ResponseWriter) string {
+	if v := w.Header()[requestIDHeader]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func isProbe(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/health/events"
+}
+
+// bodyBudget is the memory all request bodies in flight may hold. A
+// reservation never waits: it succeeds or is refused at once.
+type bodyBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func newBodyBudget(limit int64) *bodyBudget { return &bodyBudget{limit: limit} }
+
+// reserve takes n bytes of the budget, reporting whether they were free.
+func (b *bodyBudget) reserve(n int64) bool {
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+// release returns n reserved bytes.
+func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
