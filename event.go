@@ -81,7 +81,7 @@ func (e *ValidationError) Is(target error) bool {
 //   - data: a JSON object of valid UTF-8, nesting objects and arrays at
 //     most MaxDataDepth (64) levels deep, data's own object being level 1.
 //   - timestamp: a present timestamp must be RFC 3339 with a year from
-//     0000 to 9999 and must not be the zero instant
+//     0000 to 9999 in UTC and must not be the zero instant
 //     (0001-01-01T00:00:00Z, at millisecond precision); an absent, null
 //     or empty one means unset.
 //   - replay: refused on publish (it marks the bus's own replayed
@@ -196,10 +196,14 @@ func (w *wireEnvelope) event() (Event, error) {
 		if err != nil {
 			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is not RFC 3339", w.Timestamp)}
 		}
+		t = t.UTC()
 		if t.Truncate(time.Millisecond).IsZero() {
 			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is the zero instant: omit the field to mean now", w.Timestamp)}
 		}
-		ev.Timestamp = t.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is year %d in UTC: RFC 3339 allows 0000 to 9999", w.Timestamp, y)}
+		}
+		ev.Timestamp = t
 	}
 	return ev, nil
 }
