@@ -44,7 +44,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"data truncated UTF-8", func(e *Event) { e.Data = json.RawMessage("{\"a\":\"\xe6\x97\"}") }, "data"},
 		{"data surrogate half in UTF-8", func(e *Event) { e.Data = json.RawMessage("{\"a\":\"\xed\xa0\x80\"}") }, "data"},
 		{"data 65 levels", func(e *Event) { e.Data = nested(65) }, "data"},
-		{"data 65 levels of arrays", func(e *Event) { e.Data = json.RawMessage(`{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`) }, "data"},
+		{"data 65 levels of arrays", func(e *Event) {
+			e.Data = json.RawMessage(`{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`)
+		}, "data"},
 		{"data 10000 levels", func(e *Event) { e.Data = nested(10000) }, "data"},
 		{"tenant leading space", func(e *Event) { e.TenantID = " t1" }, "tenantId"},
 		{"tenant trailing space", func(e *Event) { e.TenantID = "t1 " }, "tenantId"},
@@ -113,7 +115,9 @@ func TestValidateAcceptsTheLimits(t *testing.T) {
 		{"source and version 64 bytes", func(e *Event) { e.Source, e.Version = strings.Repeat("s", 64), strings.Repeat("9", 64) }},
 		{"unicode names", func(e *Event) { e.TenantID, e.Source, e.Version = "tenant-été", "crm-日本", "2.1.0-β" }},
 		{"data 64 levels", func(e *Event) { e.Data = nested(64) }},
-		{"data 64 levels with arrays", func(e *Event) { e.Data = json.RawMessage(`{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}`) }},
+		{"data 64 levels with arrays", func(e *Event) {
+			e.Data = json.RawMessage(`{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}`)
+		}},
 		{"brackets inside strings do not count", func(e *Event) {
 			e.Data = json.RawMessage(`{"a":"` + strings.Repeat("[{", 100) + `","b\\":"\"[[[","c":[{"d":"}}]]"}]}`)
 		}},
