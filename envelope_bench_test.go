@@ -60,3 +60,46 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDataChecks compares, in one process, the checks of data added
+// for issue 9 (UTF-8, depth) with the json.Valid that was already there.
+func BenchmarkDataChecks(b *testing.B) {
+	small := []byte(benchEnvelope().Data)
+	big := []byte(`{"items":[` + strings.TrimSuffix(strings.Repeat(`{"id":"item-000001","tags":["a","b"],"n":{"x":1.5,"y":null}},`, 1000), ",") + `]}`)
+	for _, d := range []struct {
+		name string
+		doc  []byte
+	}{{"small", small}, {"64KiB", big}} {
+		b.Run(d.name+"/json.Valid", func(b *testing.B) {
+			b.SetBytes(int64(len(d.doc)))
+			for b.Loop() {
+				json.Valid(d.doc)
+			}
+		})
+		b.Run(d.name+"/validData", func(b *testing.B) {
+			b.SetBytes(int64(len(d.doc)))
+			for b.Loop() {
+				if err := validData(d.doc, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(d.name+"/utf8+depth", func(b *testing.B) {
+			b.SetBytes(int64(len(d.doc)))
+			for b.Loop() {
+				if err := validData(d.doc, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	names := benchEnvelope()
+	b.Run("names", func(b *testing.B) {
+		for b.Loop() {
+			_ = validName(names.TenantID, MaxNameLength, true)
+			_ = validName(names.UserID, MaxNameLength, true)
+			_ = validName("platform", MaxLabelLength, false)
+			_ = validName("1.0", MaxLabelLength, false)
+		}
+	})
+}

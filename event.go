@@ -317,7 +317,8 @@ func validData(d json.RawMessage, checkJSON bool) error {
 	if !utf8.Valid(t) {
 		return errors.New("not valid UTF-8")
 	}
-	if depth := jsonDepth(t); depth > MaxDataDepth {
+	// Deeper than MaxDataDepth takes more than 2*MaxDataDepth brackets.
+	if len(t) > 2*MaxDataDepth && jsonDepth(t) > MaxDataDepth {
 		return fmt.Errorf("nested more than %d levels deep", MaxDataDepth)
 	}
 	return nil
@@ -329,6 +330,12 @@ func validData(d json.RawMessage, checkJSON bool) error {
 func jsonDepth(d []byte) int {
 	depth, deepest := 0, 0
 	for i := 0; i < len(d); i++ {
+		for i < len(d) && !depthByte[d[i]] {
+			i++
+		}
+		if i == len(d) {
+			break
+		}
 		switch d[i] {
 		case '{', '[':
 			depth++
@@ -341,17 +348,31 @@ func jsonDepth(d []byte) int {
 		case '}', ']':
 			depth--
 		case '"':
-			// Skip the string: a backslash escapes the next byte; the
+			// Skip the string; a backslash escapes the next byte. The
 			// document is valid, so the closing quote is there.
-			for i++; i < len(d) && d[i] != '"'; i++ {
-				if d[i] == '\\' {
+			for i++; i < len(d); i++ {
+				for i < len(d) && !stringByte[d[i]] {
 					i++
 				}
+				if i == len(d) || d[i] == '"' {
+					break
+				}
+				i++ // the byte after a backslash
 			}
 		}
 	}
 	return deepest
 }
+
+// depthByte marks the bytes jsonDepth looks at outside strings,
+// stringByte those inside.
+var depthByte, stringByte = func() (outside, inside [256]bool) {
+	for _, c := range []byte(`{}[]"`) {
+		outside[c] = true
+	}
+	inside['"'], inside['\\'] = true, true
+	return outside, inside
+}()
 
 // validName checks tenantId, userId, source and version: at most max
 // bytes, valid UTF-8, no control characters, no leading or trailing

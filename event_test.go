@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -443,6 +444,44 @@ func FuzzPublishDecodeAgree(f *testing.F) {
 		_, derr := decodeEvent(string(appendEnvelope(nil, &raw)), 0)
 		if (perr == nil) != (derr == nil) {
 			t.Fatalf("prepare says %v, decodeEvent says %v for %+v", perr, derr, ev)
+		}
+	})
+}
+
+// FuzzJSONDepth: jsonDepth agrees with encoding/json's tokenizer on every
+// valid JSON document (strings with quotes, backslashes and brackets).
+func FuzzJSONDepth(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,{"b":"]}"}]}`, `{"a\\":"\\\\","b":"\\\"[","c":[[[]]]}`, `["\\\\\\"",{}]`, `"x"`, `1`, string(nested(70))} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if !json.Valid(d) {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(d))
+		depth, want := 0, 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+				want = max(want, depth)
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+		}
+		got := jsonDepth(d)
+		if want > MaxDataDepth {
+			if got <= MaxDataDepth {
+				t.Fatalf("jsonDepth(%s) = %d, want over %d", d, got, MaxDataDepth)
+			}
+			return
+		}
+		if got != want {
+			t.Fatalf("jsonDepth(%s) = %d, want %d", d, got, want)
 		}
 	})
 }
