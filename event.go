@@ -374,18 +374,18 @@ var depthByte, stringByte = func() (outside, inside [256]bool) {
 	return outside, inside
 }()
 
-// validName checks tenantId, userId, source and version: at most max
+// validName checks tenantId, userId, source and version: at most limit
 // bytes, valid UTF-8, no control characters, no leading or trailing
 // white space; empty is "required" when required, else allowed.
-func validName(s string, max int, required bool) error {
+func validName(s string, limit int, required bool) error {
 	if s == "" {
 		if required {
 			return errors.New("required")
 		}
 		return nil
 	}
-	if len(s) > max {
-		return fmt.Errorf("%d bytes, longer than %d", len(s), max)
+	if len(s) > limit {
+		return fmt.Errorf("%d bytes, longer than %d", len(s), limit)
 	}
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -408,6 +408,9 @@ func validName(s string, max int, required bool) error {
 	first, _ := utf8.DecodeRuneInString(s)
 	last, _ := utf8.DecodeLastRuneInString(s)
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		if strings.TrimSpace(s) == "" {
+			return errors.New("blank")
+		}
 		return errors.New("leading or trailing white space")
 	}
 	return nil
