@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
@@ -21,6 +22,13 @@ const (
 	DefaultMaxEventSize = 1 << 20 // 1 MiB, the encoded envelope
 	maxIDLength         = 256
 	maxTypeLength       = 255
+	// MaxNameLength bounds tenantId and userId, in bytes.
+	MaxNameLength = 128
+	// MaxLabelLength bounds source and version, in bytes.
+	MaxLabelLength = 64
+	// MaxDataDepth is the deepest nesting of objects and arrays in data;
+	// data's own object is level 1.
+	MaxDataDepth = 64
 	// TimestampLayout is the wire form of Event.Timestamp: RFC 3339, UTC,
 	// milliseconds.
 	TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -58,6 +66,28 @@ func (e *ValidationError) Is(target error) bool {
 
 // Event is the platform's event envelope (SPEC §2). On the wire it is the
 // JSON object in the `event` field of a stream entry.
+//
+// Rules checked by Validate (and so by Publish, PublishBatch and the HTTP
+// API) and by DecodeEvent on the consuming side, each failure a
+// *ValidationError naming the field:
+//
+//   - tenantId and userId: required, 1 to 128 bytes; source and version,
+//     when set, 1 to 64 bytes. All four: valid UTF-8, no control
+//     characters (unicode.IsControl: C0, DEL, C1), no leading or trailing
+//     white space.
+//   - id and correlationId, when set: at most 256 bytes, valid UTF-8, no
+//     control characters, not blank.
+//   - type: lowercase dot-separated segments (see the field).
+//   - data: a JSON object of valid UTF-8, nesting objects and arrays at
+//     most MaxDataDepth (64) levels deep, data's own object being level 1.
+//   - timestamp: a present timestamp must be RFC 3339 with a year from
+//     0000 to 9999 in UTC and must not be the zero instant
+//     (0001-01-01T00:00:00Z, at millisecond precision); an absent, null
+//     or empty one means unset.
+//   - replay: refused on publish (it marks the bus's own replayed
+//     copies); accepted by DecodeEvent.
+//
+// The encoded envelope must also fit Config.MaxEventSize.
 type Event struct {
 	// ID is unique. Publish generates a ULID when it is empty; an ID given
 	// by the caller is kept and makes the publish idempotent.
@@ -68,7 +98,10 @@ type Event struct {
 	// Source defaults to "platform".
 	Source string `json:"source"`
 	// Timestamp is set to now when zero; encoded as RFC 3339 UTC with
-	// milliseconds.
+	// milliseconds. The zero time.Time means unset, so a library caller
+	// cannot publish the zero instant itself; in JSON (the HTTP API,
+	// DecodeEvent) a timestamp that is present but the zero instant is
+	// refused instead of being replaced.
 	Timestamp time.Time `json:"-"`
 	// CorrelationID is generated when empty.
 	CorrelationID string `json:"correlationId"`
@@ -79,7 +112,8 @@ type Event struct {
 	Version string `json:"version"`
 	// Data is a JSON object; nil means {}.
 	Data json.RawMessage `json:"data"`
-	// Replay is set on replayed copies only.
+	// Replay is set on replayed copies only, which the bus writes itself:
+	// publishing an event with Replay set is refused.
 	Replay *ReplayInfo `json:"replay,omitempty"`
 }
 
@@ -162,14 +196,21 @@ func (w *wireEnvelope) event() (Event, error) {
 		if err != nil {
 			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is not RFC 3339", w.Timestamp)}
 		}
-		ev.Timestamp = t.UTC()
+		t = t.UTC()
+		if t.Truncate(time.Millisecond).IsZero() {
+			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is the zero instant: omit the field to mean now", w.Timestamp)}
+		}
+		if y := t.Year(); y < 0 || y > 9999 {
+			return ev, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("%q is year %d in UTC: RFC 3339 allows 0000 to 9999", w.Timestamp, y)}
+		}
+		ev.Timestamp = t
 	}
 	return ev, nil
 }
 
-// UnmarshalJSON decodes the envelope. It reports a malformed timestamp as
-// a *ValidationError naming the field; other rules are checked by
-// Validate.
+// UnmarshalJSON decodes the envelope. It reports a malformed or zero
+// timestamp as a *ValidationError naming the field; other rules are
+// checked by Validate.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var w wireEnvelope
 	if err := json.Unmarshal(b, &w); err != nil {
@@ -210,29 +251,38 @@ func decodeEvent(payload string, maxSize int) (Event, error) {
 	if ev.ID == "" {
 		return ev, &ValidationError{Index: -1, Field: "id", Reason: "required"}
 	}
-	// Data came out of a valid JSON document: only its kind is checked.
+	// Data came out of a valid JSON document: its kind, UTF-8 and depth
+	// are checked. Replay is allowed (replayed copies carry it).
 	if err := ev.validate(false); err != nil {
 		return ev, err
 	}
 	return ev, nil
 }
 
-// Validate checks the rules of SPEC §2 that do not depend on defaults:
-// tenantId, userId, type, data, and the id and correlationId when set.
+// Validate checks the rules of SPEC §2 that do not depend on defaults
+// (see Event): tenantId, userId, source, version, type, data, the id and
+// correlationId when set, and that Replay is not set.
 func (e *Event) Validate() error { return e.validate(true) }
 
-// validate checks the rules; checkData false trusts that Data is valid
-// JSON (it was decoded from a valid document) and checks only its kind.
-func (e *Event) validate(checkData bool) error {
+// validate checks the rules. publish true is the publishing side: Replay
+// is refused and Data is checked to be valid JSON; false is DecodeEvent,
+// where Data came out of a valid JSON document and Replay is allowed.
+func (e *Event) validate(publish bool) error {
 	bad := func(field, reason string) error { return &ValidationError{Index: -1, Field: field, Reason: reason} }
-	if strings.TrimSpace(e.TenantID) == "" {
-		return bad("tenantId", "required")
+	if err := validName(e.TenantID, MaxNameLength, true); err != nil {
+		return bad("tenantId", err.Error())
 	}
-	if strings.TrimSpace(e.UserID) == "" {
-		return bad("userId", "required")
+	if err := validName(e.UserID, MaxNameLength, true); err != nil {
+		return bad("userId", err.Error())
 	}
 	if err := validType(e.Type); err != nil {
 		return bad("type", err.Error())
+	}
+	if err := validName(e.Source, MaxLabelLength, false); err != nil {
+		return bad("source", err.Error())
+	}
+	if err := validName(e.Version, MaxLabelLength, false); err != nil {
+		return bad("version", err.Error())
 	}
 	if e.ID != "" {
 		if err := validToken(e.ID); err != nil {
@@ -245,10 +295,123 @@ func (e *Event) validate(checkData bool) error {
 		}
 	}
 	if len(e.Data) > 0 {
-		d := bytes.TrimLeft(e.Data, " \t\r\n")
-		if len(d) == 0 || d[0] != '{' || checkData && !json.Valid(d) {
-			return bad("data", "must be a JSON object")
+		if err := validData(e.Data, publish); err != nil {
+			return bad("data", err.Error())
 		}
+	}
+	if publish && e.Replay != nil {
+		return bad("replay", "set by the bus on replayed copies only; not allowed on publish")
+	}
+	return nil
+}
+
+// validData checks that d is a JSON object (fully validated when
+// checkJSON, else only its first byte: it came out of a valid document),
+// valid UTF-8 (json.Valid accepts invalid UTF-8 inside strings) and at
+// most MaxDataDepth levels deep.
+func validData(d json.RawMessage, checkJSON bool) error {
+	t := bytes.TrimLeft(d, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' || checkJSON && !json.Valid(t) {
+		return errors.New("must be a JSON object")
+	}
+	if !utf8.Valid(t) {
+		return errors.New("not valid UTF-8")
+	}
+	// Deeper than MaxDataDepth takes more than 2*MaxDataDepth brackets.
+	if len(t) > 2*MaxDataDepth && jsonDepth(t) > MaxDataDepth {
+		return fmt.Errorf("nested more than %d levels deep", MaxDataDepth)
+	}
+	return nil
+}
+
+// jsonDepth returns the deepest nesting of objects and arrays in the valid
+// JSON document d, in one pass without allocating. It stops counting once
+// over MaxDataDepth.
+func jsonDepth(d []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(d); i++ {
+		for i < len(d) && !depthByte[d[i]] {
+			i++
+		}
+		if i == len(d) {
+			break
+		}
+		switch d[i] {
+		case '{', '[':
+			depth++
+			if depth > deepest {
+				deepest = depth
+				if deepest > MaxDataDepth {
+					return deepest
+				}
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			// Skip the string; a backslash escapes the next byte. The
+			// document is valid, so the closing quote is there.
+			for i++; i < len(d); i++ {
+				for i < len(d) && !stringByte[d[i]] {
+					i++
+				}
+				if i == len(d) || d[i] == '"' {
+					break
+				}
+				i++ // the byte after a backslash
+			}
+		}
+	}
+	return deepest
+}
+
+// depthByte marks the bytes jsonDepth looks at outside strings,
+// stringByte those inside.
+var depthByte, stringByte = func() (outside, inside [256]bool) {
+	for _, c := range []byte(`{}[]"`) {
+		outside[c] = true
+	}
+	inside['"'], inside['\\'] = true, true
+	return outside, inside
+}()
+
+// validName checks tenantId, userId, source and version: at most limit
+// bytes, valid UTF-8, no control characters, no leading or trailing
+// white space; empty is "required" when required, else allowed.
+func validName(s string, limit int, required bool) error {
+	if s == "" {
+		if required {
+			return errors.New("required")
+		}
+		return nil
+	}
+	if len(s) > limit {
+		return fmt.Errorf("%d bytes, longer than %d", len(s), limit)
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < ' ' || c == 0x7f {
+				return errors.New("contains control characters")
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return errors.New("not valid UTF-8")
+		}
+		if unicode.IsControl(r) {
+			return errors.New("contains control characters")
+		}
+		i += size
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		if strings.TrimSpace(s) == "" {
+			return errors.New("blank")
+		}
+		return errors.New("leading or trailing white space")
 	}
 	return nil
 }
@@ -320,6 +483,9 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 		ev.Timestamp = now
 	}
 	ev.Timestamp = ev.Timestamp.UTC().Truncate(time.Millisecond)
+	if ev.Timestamp.IsZero() { // set, but within a millisecond of the zero instant
+		return nil, false, &ValidationError{Index: -1, Field: "timestamp", Reason: "the zero instant 0001-01-01T00:00:00.000Z means unset"}
+	}
 	if y := ev.Timestamp.Year(); y < 0 || y > 9999 {
 		return nil, false, &ValidationError{Index: -1, Field: "timestamp", Reason: fmt.Sprintf("year %d in UTC: RFC 3339 allows 0000 to 9999", y)}
 	}

@@ -14,21 +14,29 @@ import (
 
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/config"
+	"github.com/hyvve/eventbus/internal/httpapi"
 )
 
+// maxStdinEvents is the most events --data - publishes: one atomic batch,
+// the same limit as POST /v1/events/batch. More is refused, not split, so
+// that a publish stays all or nothing.
+const maxStdinEvents = httpapi.MaxBatchEvents
+
 // publishCmd publishes one event, or with --data - one event per line of
-// stdin as one atomic batch. It prints {"id","streamId"} per event.
+// stdin (at most maxStdinEvents) as one atomic batch. It prints
+// {"id","streamId"} per event. Errors about stdin name its line, counted
+// from 1 with blank lines included.
 func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("eventbus publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	typ := fs.String("type", "", "event type, e.g. approval.item.approved (required)")
 	tenant := fs.String("tenant", "", "tenant id (required)")
 	user := fs.String("user", "", "user id (required)")
-	data := fs.String("data", "{}", `event data, a JSON object; "-" reads stdin: one JSON object per line, published as one atomic batch`)
-	id := fs.String("id", "", "event id (makes the publish idempotent; default: generated)")
+	data := fs.String("data", "{}", fmt.Sprintf(`event data, a JSON object; "-" reads stdin: one JSON object per line (blank lines skipped), at most %d, published as one atomic batch (more is refused: split the input, e.g. with split -l %d); errors name the stdin line, counted from 1`, maxStdinEvents, maxStdinEvents))
+	id := fs.String("id", "", "event id (makes the publish idempotent; default: generated); with --data - each event gets ID-LINE, LINE its stdin line")
 	source := fs.String("source", "", "event source (default platform)")
 	correlation := fs.String("correlation-id", "", "correlation id (default: generated)")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long (positive)")
 	settings, err := config.Load(fs, args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -39,16 +47,26 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	if *timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %v: must be positive", *timeout)}
+	}
 
 	base := eventbus.Event{Type: *typ, TenantID: *tenant, UserID: *user, ID: *id, Source: *source, CorrelationID: *correlation}
 	var events []eventbus.Event
+	var lines []int // stdin line of each event, from 1
 	if *data == "-" {
 		sc := bufio.NewScanner(stdin)
 		sc.Buffer(make([]byte, 64<<10), settings.MaxEventSize+1)
-		for line := 1; sc.Scan(); line++ {
+		line := 0
+		for sc.Scan() {
+			line++
 			b := bytes.TrimSpace(sc.Bytes())
 			if len(b) == 0 {
 				continue
+			}
+			if len(events) == maxStdinEvents {
+				return usageError{fmt.Errorf("--data -: stdin line %d: more than %d events; one publish is one atomic batch of at most %d: split the input (e.g. with split -l %d); nothing was written",
+					line, maxStdinEvents, maxStdinEvents, maxStdinEvents)}
 			}
 			ev := base
 			ev.Data = json.RawMessage(bytes.Clone(b))
@@ -56,9 +74,13 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 				ev.ID = fmt.Sprintf("%s-%d", *id, line)
 			}
 			events = append(events, ev)
+			lines = append(lines, line)
 		}
 		if err := sc.Err(); err != nil {
-			return fmt.Errorf("read stdin: %w", err)
+			if errors.Is(err, bufio.ErrTooLong) {
+				return usageError{fmt.Errorf("--data -: stdin line %d: longer than the event size limit of %d bytes; nothing was written", line+1, settings.MaxEventSize)}
+			}
+			return fmt.Errorf("read stdin after line %d: %w; nothing was written", line, err)
 		}
 		if len(events) == 0 {
 			return usageError{errors.New("--data -: stdin held no events")}
@@ -92,9 +114,26 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err != nil {
 		var ve *eventbus.ValidationError
 		if errors.As(err, &ve) {
-			return usageError{err}
+			i := max(ve.Index, 0)
+			if i >= len(lines) {
+				return usageError{err}
+			}
+			// Name the stdin line instead of the index in the batch.
+			lineErr := *ve
+			lineErr.Index = -1
+			return usageError{fmt.Errorf("stdin line %d: %w", lines[i], &lineErr)}
 		}
 		return err
+	}
+	// Defence in depth: a success without a stream id is no success.
+	var missing []string
+	for _, p := range res {
+		if p.StreamID == "" {
+			missing = append(missing, p.ID)
+		}
+	}
+	if len(missing) > 0 {
+		return &eventbus.OutcomeUnknownError{TenantID: *tenant, EventIDs: missing, Err: errors.New("Redis answered no stream id")}
 	}
 	enc := json.NewEncoder(stdout)
 	for _, p := range res {
