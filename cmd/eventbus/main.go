@@ -31,7 +31,7 @@ Usage:
                             otherwise an embedded in-memory server (data is lost on exit)
   eventbus publish --type T --tenant ID --user ID --data '{...}'
                             publish one event; --data - reads one JSON object per
-                            line from stdin and publishes them as one atomic batch
+                            line from stdin and publishes them as one atomic batch (at most 1000)
   eventbus version          print the version
 
 Run "eventbus <command> -h" for the flags of a command.
