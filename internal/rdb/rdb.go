@@ -36,6 +36,10 @@ type RDB struct {
 	brk  *breaker
 }
 
+// errBreakerOpen is the cause of the errors of calls the breaker refused:
+// nothing was sent.
+var errBreakerOpen = errors.New("circuit breaker open")
+
 // hooks holds the hook installed on each client, so that several RDBs
 // sharing a client share one breaker instead of stacking hooks.
 var hooks sync.Map // redis.UniversalClient -> *hook
@@ -93,7 +97,7 @@ func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if !h.brk.allow() {
-			err := wrapUnavailable(errors.New("circuit breaker open"))
+			err := wrapUnavailable(errBreakerOpen)
 			cmd.SetErr(err)
 			return err
 		}
@@ -105,7 +109,7 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if !h.brk.allow() {
-			err := wrapUnavailable(errors.New("circuit breaker open"))
+			err := wrapUnavailable(errBreakerOpen)
 			for _, c := range cmds {
 				c.SetErr(err)
 			}
