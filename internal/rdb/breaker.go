@@ -26,20 +26,20 @@ func newBreaker(threshold int, cooldown time.Duration) *breaker {
 	return &breaker{threshold: threshold, cooldown: cooldown, now: time.Now}
 }
 
-// allow reports whether a call may go to Redis now. While the breaker is
-// open it returns true once per cool-down (that call is the probe).
-func (b *breaker) allow() bool {
+// allow reports whether a call may go to Redis now, and whether it is the
+// probe: while the breaker is open it lets one call through per cool-down.
+func (b *breaker) allow() (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failures < b.threshold {
-		return true
+		return true, false
 	}
 	now := b.now()
 	if now.Before(b.openUntil) {
-		return false
+		return false, false
 	}
 	b.openUntil = now.Add(b.cooldown) // the next probe slot
-	return true
+	return true, true
 }
 
 // record counts the outcome of a call that went to Redis.

@@ -94,9 +94,28 @@ func (h *hook) noGroup() {
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// probeKey marks the context of the breaker's probe call: the commands
+// go-redis runs to set up a new connection for it (HELLO, AUTH, SELECT)
+// carry that context and must pass too.
+type probeKey struct{}
+
+// admit applies the breaker to a call; it returns the context to run the
+// call with.
+func (h *hook) admit(ctx context.Context) (context.Context, bool) {
+	ok, probe := h.brk.allow()
+	switch {
+	case probe:
+		return context.WithValue(ctx, probeKey{}, true), true
+	case ok:
+		return ctx, true
+	}
+	return ctx, ctx.Value(probeKey{}) != nil
+}
+
 func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !h.brk.allow() {
+		ctx, ok := h.admit(ctx)
+		if !ok {
 			err := wrapUnavailable(errBreakerOpen)
 			cmd.SetErr(err)
 			return err
@@ -108,7 +127,8 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !h.brk.allow() {
+		ctx, ok := h.admit(ctx)
+		if !ok {
 			err := wrapUnavailable(errBreakerOpen)
 			for _, c := range cmds {
 				c.SetErr(err)

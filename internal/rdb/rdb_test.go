@@ -34,7 +34,7 @@ func TestBreakerOpensAndClosesByItself(t *testing.T) {
 	for i, s := range steps {
 		now = now.Add(s.advance)
 		b.record(s.unavailable)
-		if got := b.allow(); got != s.wantAllow {
+		if got, _ := b.allow(); got != s.wantAllow {
 			t.Fatalf("step %d: allow = %v, want %v", i, got, s.wantAllow)
 		}
 	}
