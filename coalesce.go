@@ -24,7 +24,7 @@ type call[In, Out any] struct {
 	in       In
 	out      Out
 	done     chan struct{} // closed once out is set
-	deadline time.Time     // the caller stops waiting then (zero: never)
+	deadline time.Time     // the caller stops waiting then (zero: never); set before do
 }
 
 func newCall[In, Out any](in In) *call[In, Out] {
@@ -56,13 +56,31 @@ type coalescer[In, Out any] struct {
 	leaders int
 }
 
+// timers recycles the timers of callers' waits: a timer per call would
+// cost three allocations on the publish path.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // do queues req and waits until it was sent and answered (nil: req.out
-// holds the outcome) or until ctx ends: errQueued when req was still
-// queued (it is withdrawn: nothing was sent), errInFlight when a leader
-// had taken it (req.out must not be read then). ctx's values and deadline
-// also go to the send that carries req.
+// holds the outcome) or until ctx ends or req.deadline passes: errQueued
+// when req was still queued (it is withdrawn: nothing was sent),
+// errInFlight when a leader had taken it (req.out must not be read then).
+// ctx's values and the earlier of its deadline and req.deadline also go to
+// the send that carries req.
 func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
-	req.deadline, _ = ctx.Deadline()
+	if d, ok := ctx.Deadline(); ok && (req.deadline.IsZero() || d.Before(req.deadline)) {
+		req.deadline = d
+	}
+	var expired <-chan time.Time
+	if !req.deadline.IsZero() {
+		t := timers.Get().(*time.Timer)
+		t.Reset(time.Until(req.deadline))
+		defer func() { t.Stop(); timers.Put(t) }() // Go 1.23+: Stop leaves no stale tick
+		expired = t.C
+	}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	lead := c.leaders == 0 || c.leaders < c.maxLeaders && len(c.queue) >= c.extraLeadAt
@@ -77,6 +95,7 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	case <-req.done:
 		return nil
 	case <-ctx.Done():
+	case <-expired:
 	}
 	c.mu.Lock()
 	i := slices.Index(c.queue, req)

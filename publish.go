@@ -61,10 +61,9 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err := ctx.Err(); err != nil {
 		return Published{}, wrapOp("publish", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
-	defer cancel()
 	req := newCall[rdb.Append, rdb.Appended](item)
-	if err := b.pub.do(wctx, req); err != nil {
+	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
+	if err := b.pub.do(ctx, req); err != nil {
 		return Published{}, wrapOp("publish", publishFailure(ctx, b.cfg.PublishTimeout, ev.TenantID, []string{ev.ID}, err))
 	}
 	if req.out.Err != nil {
