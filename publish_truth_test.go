@@ -92,6 +92,21 @@ func TestPublishRefusedByRedisFails(t *testing.T) {
 			}
 		})
 	}
+	// Nothing listening: every dial fails before anything is sent.
+	gone := redistest.Start(t)
+	gone.Stop()
+	t.Run("nothing listening", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: gone.Addr()})
+		t.Cleanup(func() { c.Close() })
+		b := newBus(t, c, "refused", nil)
+		for path, errs := range publishPaths(t, b, otherID) {
+			for _, err := range errs {
+				if !errors.Is(err, eventbus.ErrUnavailable) || errors.Is(err, eventbus.ErrOutcomeUnknown) {
+					t.Errorf("%s: %v, want ErrUnavailable (nothing written)", path, err)
+				}
+			}
+		}
+	})
 	ok := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "secret"})
 	t.Cleanup(func() { ok.Close() })
 	if keys, err := ok.Keys(ctx, "refused*").Result(); err != nil || len(keys) != 0 {

@@ -54,7 +54,7 @@ func isRefusal(err error) bool {
 	}
 	msg := rerr.Error()
 	return strings.HasPrefix(msg, "NOAUTH") || strings.HasPrefix(msg, "WRONGPASS") ||
-		strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "DB index is out of range") ||
+		strings.Contains(msg, "DB index is out of range") ||
 		strings.Contains(msg, "invalid DB index") || strings.Contains(msg, "invalid password") ||
 		strings.Contains(msg, "unauthenticated") // "Protocol error: unauthenticated multibulk length"
 }
