@@ -71,15 +71,16 @@ var timers = sync.Pool{New: func() any {
 // ctx's values and the earlier of its deadline and req.deadline also go to
 // the send that carries req.
 func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
-	if d, ok := ctx.Deadline(); ok && (req.deadline.IsZero() || d.Before(req.deadline)) {
-		req.deadline = d
-	}
 	var expired <-chan time.Time
 	if !req.deadline.IsZero() {
 		t := timers.Get().(*time.Timer)
 		t.Reset(time.Until(req.deadline))
 		defer func() { t.Stop(); timers.Put(t) }() // Go 1.23+: Stop leaves no stale tick
 		expired = t.C
+	}
+	// The send gets the earlier deadline; ctx.Done reports ctx's own.
+	if d, ok := ctx.Deadline(); ok && (req.deadline.IsZero() || d.Before(req.deadline)) {
+		req.deadline = d
 	}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)

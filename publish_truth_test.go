@@ -378,3 +378,91 @@ func TestRetryOfGeneratedIDNeverWritesBlindly(t *testing.T) {
 		t.Errorf("%d entries, want 10001: nothing written", n)
 	}
 }
+
+// TestPublishQueuedCallerContextEnds: a caller whose context ends while
+// its event is still queued behind a stuck pipeline gets its context's
+// error (not ErrOutcomeUnknown), and the event is never written.
+func TestPublishQueuedCallerContextEnds(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 5 * time.Second})
+	t.Cleanup(func() { c.Close() })
+	b := newBus(t, c, "queued", func(cfg *eventbus.Config) { cfg.PublishTimeout = 3 * time.Second })
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, approved("t"))
+	srv.Pause()
+	first := make(chan error, 1)
+	go func() { _, err := b.Publish(ctx, approved("t")); first <- err }() // takes the pipeline
+	var queuedID string
+	var queuedErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		// The first publish may not have been taken yet: then this one
+		// leads and its outcome is unknown; try again.
+		ev := approved("t")
+		ev.ID = fmt.Sprintf("queued-%d", attempt)
+		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, queuedErr = b.Publish(qctx, ev)
+		cancel()
+		queuedID = ev.ID
+		if !errors.Is(queuedErr, eventbus.ErrOutcomeUnknown) {
+			break
+		}
+	}
+	if !errors.Is(queuedErr, context.DeadlineExceeded) || errors.Is(queuedErr, eventbus.ErrOutcomeUnknown) {
+		t.Fatalf("queued publish whose context ended: %v, want context.DeadlineExceeded (not written)", queuedErr)
+	}
+	// The first publish was sent (unknown), or queued behind an attempt
+	// that led (unavailable: not sent within the timeout).
+	if err := <-first; !errors.Is(err, eventbus.ErrOutcomeUnknown) && !errors.Is(err, eventbus.ErrUnavailable) {
+		t.Errorf("publish with Redis paused: %v, want ErrOutcomeUnknown or ErrUnavailable", err)
+	}
+	srv.Resume()
+	waitFor(t, 10*time.Second, "Redis answers", func() bool { return c.Ping(ctx).Err() == nil })
+	main, _, _ := b.Streams()
+	if n := entriesByID(t, c, main)[queuedID]; n != 0 {
+		t.Errorf("event %s answered its context's error (not written) but is in the stream %d times", queuedID, n)
+	}
+}
+
+// TestBreakerProbesOneCallWhileRedisPaused: with Redis paused and the
+// breaker open, once the cool-down is over one call waits for Redis (the
+// probe) and every other call fails at once.
+func TestBreakerProbesOneCallWhileRedisPaused(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 2 * time.Second, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	b := newBus(t, c, "probe", nil)
+	if err := b.Ready(ctx); err != nil && !errors.Is(err, eventbus.ErrNotReady) {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	waitFor(t, 30*time.Second, "the breaker to open", func() bool {
+		start := time.Now()
+		err := b.Ready(ctx)
+		return errors.Is(err, eventbus.ErrUnavailable) && time.Since(start) < 100*time.Millisecond
+	})
+	time.Sleep(1100 * time.Millisecond) // the breaker's cool-down (1s): the duration under test
+	var wg sync.WaitGroup
+	took := make(chan time.Duration, 10)
+	for range 10 {
+		wg.Go(func() {
+			start := time.Now()
+			_ = b.Ready(ctx)
+			took <- time.Since(start)
+		})
+	}
+	wg.Wait()
+	close(took)
+	slow := 0
+	for d := range took {
+		if d > time.Second {
+			slow++
+		}
+	}
+	if slow != 1 {
+		t.Errorf("%d of 10 calls waited for the paused Redis after the cool-down, want exactly 1 (the probe)", slow)
+	}
+}
