@@ -63,11 +63,12 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	}
 	req := newCall[rdb.Append, rdb.Appended](item)
 	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
-	if err := b.pub.do(ctx, req); err != nil {
-		return Published{}, wrapOp("publish", publishFailure(ctx, b.cfg.PublishTimeout, ev.TenantID, []string{ev.ID}, err))
+	err = b.pub.do(ctx, req)
+	if err == nil {
+		err = req.out.Err
 	}
-	if req.out.Err != nil {
-		return Published{}, wrapOp("publish", publishFailure(ctx, b.cfg.PublishTimeout, ev.TenantID, []string{ev.ID}, req.out.Err))
+	if err != nil {
+		return Published{}, wrapOp("publish", b.publishFailure(ctx, ev.TenantID, []string{ev.ID}, err))
 	}
 	p := Published{ID: ev.ID, StreamID: req.out.StreamID, Duplicate: req.out.Duplicate}
 	b.logPublished(ctx, &ev, p)
@@ -121,7 +122,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 				tenant = ""
 			}
 		}
-		return nil, wrapOp("publish batch", publishFailure(ctx, b.cfg.PublishTimeout, tenant, ids, err))
+		return nil, wrapOp("publish batch", b.publishFailure(ctx, tenant, ids, err))
 	}
 	out := make([]Published, len(evs))
 	for i, r := range res {
@@ -156,6 +157,18 @@ func (b *Bus) appendAll(ctx context.Context, items []rdb.Append) ([]rdb.Appended
 	case <-wctx.Done():
 		return nil, errInFlight
 	}
+}
+
+// publishFailure is the package's publishFailure, logging an unknown
+// outcome (at warn: the caller must retry or reconcile).
+func (b *Bus) publishFailure(ctx context.Context, tenantID string, ids []string, err error) error {
+	err = publishFailure(ctx, b.cfg.PublishTimeout, tenantID, ids, err)
+	var ou *OutcomeUnknownError
+	if errors.As(err, &ou) {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "publish outcome unknown",
+			slog.Any("event_ids", ou.EventIDs), slog.String("tenant_id", ou.TenantID), slog.String("error", ou.Err.Error()))
+	}
+	return err
 }
 
 func (b *Bus) mainMinID(now time.Time) string { return rdb.MinIDFor(now, b.cfg.Retention.Main) }
