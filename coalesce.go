@@ -2,34 +2,49 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
+	"time"
+)
+
+// What coalescer.do tells a caller whose context ended before its outcome
+// came.
+var (
+	// errQueued: the request was still queued and is withdrawn; it was
+	// never sent.
+	errQueued = errors.New("still queued")
+	// errInFlight: a leader had taken the request; it may have been
+	// applied, and its outcome is not waited for.
+	errInFlight = errors.New("sent, no reply in time")
 )
 
 // call is one caller's request waiting in a coalescer.
 type call[In, Out any] struct {
-	in      In
-	out     Out
-	done    chan struct{} // closed once out is set
-	promote chan struct{} // this caller must lead the queue (capacity 1)
-
-	promoted bool // guarded by coalescer.mu: promote was sent
+	in       In
+	out      Out
+	done     chan struct{} // closed once out is set
+	deadline time.Time     // the caller stops waiting then (zero: never); set before do
 }
 
 func newCall[In, Out any](in In) *call[In, Out] {
-	return &call[In, Out]{in: in, done: make(chan struct{}), promote: make(chan struct{}, 1)}
+	return &call[In, Out]{in: in, done: make(chan struct{})}
 }
 
-// coalescer batches concurrent calls without a background goroutine and
-// without a linger: callers queue their request; up to maxLeaders of them
-// become leaders that take everything queued and send it as one batch,
-// again while the queue is not empty. The first leader starts at once;
-// further ones only when at least extraLeadAt requests are queued (a lead
-// then passes from caller to caller until the queue is empty), so that a
-// light load keeps one deep batch in flight and a backlog gets
-// overlapping round trips. A leader whose own request is done
-// hands the lead to the oldest waiting caller, so no caller serves others
-// for long. send must set out and close done of every call it is given.
+// coalescer batches concurrent calls without a linger: callers queue their
+// request and wait; up to maxLeaders leader goroutines take everything
+// queued and send it as one batch, again while the queue is not empty. The
+// first leader starts at once; further ones only when at least extraLeadAt
+// requests are queued, so that a light load keeps one deep batch in flight
+// and a backlog gets overlapping round trips.
+//
+// A leader is a goroutine owned by the coalescer: it stops when the queue
+// is empty, and each of its sends is bounded by the Redis client's
+// timeouts. Callers never run a send themselves, so a caller's wait is
+// bounded by its context alone: when it ends, a queued request is
+// withdrawn (never sent), and a request already taken is left to finish in
+// the background. send must set out and close done of every call it is
+// given.
 type coalescer[In, Out any] struct {
 	maxLeaders  int
 	extraLeadAt int // queued requests needed to start a leader beyond the first
@@ -41,10 +56,32 @@ type coalescer[In, Out any] struct {
 	leaders int
 }
 
-// do queues req and returns when it was sent (req.out holds the outcome),
-// or with ctx's error if ctx ended while req was still queued (then
-// nothing was sent).
+// timers recycles the timers of callers' waits: a timer per call would
+// cost three allocations on the publish path.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// do queues req and waits until it was sent and answered (nil: req.out
+// holds the outcome) or until ctx ends or req.deadline passes: errQueued
+// when req was still queued (it is withdrawn: nothing was sent),
+// errInFlight when a leader had taken it (req.out must not be read then).
+// ctx's values and the earlier of its deadline and req.deadline also go to
+// the send that carries req.
 func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
+	var expired <-chan time.Time
+	if !req.deadline.IsZero() {
+		t := timers.Get().(*time.Timer)
+		t.Reset(time.Until(req.deadline))
+		defer func() { t.Stop(); timers.Put(t) }() // Go 1.23+: Stop leaves no stale tick
+		expired = t.C
+	}
+	// The send gets the earlier deadline; ctx.Done reports ctx's own.
+	if d, ok := ctx.Deadline(); ok && (req.deadline.IsZero() || d.Before(req.deadline)) {
+		req.deadline = d
+	}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	lead := c.leaders == 0 || c.leaders < c.maxLeaders && len(c.queue) >= c.extraLeadAt
@@ -53,69 +90,38 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	}
 	c.mu.Unlock()
 	if lead {
-		c.lead(ctx, req)
+		go c.lead(context.WithoutCancel(ctx))
 	}
-	for {
-		select {
-		case <-req.done:
-			c.keepLead(ctx, req)
-			return nil
-		case <-req.promote:
-			c.lead(ctx, req)
-		case <-ctx.Done():
-			c.mu.Lock()
-			if i := slices.Index(c.queue, req); i >= 0 {
-				c.queue = slices.Delete(c.queue, i, i+1)
-				if req.promoted {
-					// The lead came to this caller: pass it on.
-					c.handOffLocked()
-				}
-				c.mu.Unlock()
-				return ctx.Err()
-			}
-			c.mu.Unlock()
-			// Already taken by a leader (or promoted): wait for the
-			// outcome, which go-redis's timeouts bound.
-			select {
-			case <-req.done:
-				c.keepLead(context.WithoutCancel(ctx), req)
-				return nil
-			case <-req.promote:
-				c.lead(context.WithoutCancel(ctx), req)
-				<-req.done
-				return nil
-			}
-		}
-	}
-}
-
-// keepLead honours a promotion that arrived while req was being sent by
-// another leader: the lead must not be lost, so it is passed on.
-// Promotions only target queued requests, so once req is done any
-// promotion is already buffered.
-func (c *coalescer[In, Out]) keepLead(ctx context.Context, req *call[In, Out]) {
 	select {
-	case <-req.promote:
-		c.lead(ctx, req) // req is done: lead hands off at once
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+	case <-expired:
+	}
+	c.mu.Lock()
+	i := slices.Index(c.queue, req)
+	if i >= 0 {
+		c.queue = slices.Delete(c.queue, i, i+1)
+	}
+	c.mu.Unlock()
+	if i >= 0 {
+		return errQueued
+	}
+	select {
+	case <-req.done: // answered meanwhile
+		return nil
 	default:
+		return errInFlight
 	}
 }
 
-// lead sends queued batches until own is done, then hands the lead on (or
-// gives it up when the queue is empty).
-func (c *coalescer[In, Out]) lead(ctx context.Context, own *call[In, Out]) {
-	// Other callers' requests must not fail because this caller's context
-	// ends.
-	sendCtx := context.WithoutCancel(ctx)
+// lead sends queued batches until the queue is empty. Other callers'
+// requests must not fail because the starting caller's context ends, so
+// ctx carries no cancellation; each send gets the latest deadline of its
+// batch (which a client with ContextTimeoutEnabled honours).
+func (c *coalescer[In, Out]) lead(ctx context.Context) {
 	for {
 		c.mu.Lock()
-		select {
-		case <-own.done:
-			c.handOffLocked()
-			c.mu.Unlock()
-			return
-		default:
-		}
 		if len(c.queue) == 0 {
 			c.leaders--
 			c.mu.Unlock()
@@ -125,20 +131,22 @@ func (c *coalescer[In, Out]) lead(ctx context.Context, own *call[In, Out]) {
 		batch := slices.Clone(c.queue[:n])
 		c.queue = slices.Delete(c.queue, 0, n)
 		c.mu.Unlock()
-		c.send(sendCtx, batch)
+		c.sendBatch(ctx, batch)
 	}
 }
 
-// handOffLocked gives up one lead: to the oldest queued caller that is not
-// leading yet, or, when there is none, by counting one leader less. The
-// caller holds c.mu.
-func (c *coalescer[In, Out]) handOffLocked() {
-	for _, r := range c.queue {
-		if !r.promoted {
-			r.promoted = true
-			r.promote <- struct{}{} // capacity 1, sent at most once
+func (c *coalescer[In, Out]) sendBatch(ctx context.Context, batch []*call[In, Out]) {
+	var last time.Time
+	for _, r := range batch {
+		if r.deadline.IsZero() {
+			c.send(ctx, batch)
 			return
 		}
+		if r.deadline.After(last) {
+			last = r.deadline
+		}
 	}
-	c.leaders--
+	ctx, cancel := context.WithDeadline(ctx, last)
+	defer cancel()
+	c.send(ctx, batch)
 }

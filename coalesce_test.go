@@ -10,8 +10,9 @@ import (
 )
 
 // TestCoalescerServesEveryone: many callers, some cancelling at random,
-// with a slow sender: every caller returns, every request not cancelled is
-// sent exactly once, cancelled ones are never sent, and batches form.
+// with a slow sender: every caller returns, every request not withdrawn is
+// sent exactly once, withdrawn ones (errQueued) are never sent, and
+// batches form.
 func TestCoalescerServesEveryone(t *testing.T) {
 	for _, shape := range []struct{ leaders, extraAt int }{{1, 0}, {2, 0}, {4, 0}, {3, 16}} {
 		leaders := shape.leaders
@@ -29,7 +30,7 @@ func TestCoalescerServesEveryone(t *testing.T) {
 			}
 		}}
 		const callers = 2000
-		var cancelled atomic.Int64
+		var cancelled, inFlight atomic.Int64
 		var wg sync.WaitGroup
 		for i := range callers {
 			wg.Go(func() {
@@ -40,11 +41,17 @@ func TestCoalescerServesEveryone(t *testing.T) {
 					defer cancel()
 				}
 				req := newCall[int, int](i)
-				if err := c.do(ctx, req); err != nil {
+				switch err := c.do(ctx, req); err {
+				case nil:
+				case errQueued:
 					cancelled.Add(1)
 					if _, ok := seen.Load(req); ok {
-						t.Errorf("cancelled request was sent")
+						t.Errorf("withdrawn request was sent")
 					}
+				case errInFlight:
+					inFlight.Add(1) // taken by a leader: it is sent
+				default:
+					t.Errorf("do: %v", err)
 				}
 			})
 		}
@@ -54,6 +61,16 @@ func TestCoalescerServesEveryone(t *testing.T) {
 		case <-done:
 		case <-time.After(30 * time.Second):
 			t.Fatalf("leaders=%d: callers stuck", leaders)
+		}
+		// Requests whose callers gave up in flight may still be sending:
+		// wait for the leaders to finish.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			c.mu.Lock()
+			idle := c.leaders == 0
+			c.mu.Unlock()
+			if idle || time.Now().After(deadline) {
+				break
+			}
 		}
 		if got := sent.Load() + cancelled.Load(); got != callers {
 			t.Errorf("leaders=%d: sent %d + cancelled %d != %d", leaders, sent.Load(), cancelled.Load(), callers)

@@ -90,7 +90,10 @@ type Config struct {
 	// PublishTimeout bounds every Publish and PublishBatch call (the
 	// caller's context may end it sooner). Past it the call fails with
 	// ErrUnavailable when nothing was sent, or ErrOutcomeUnknown when the
-	// write was sent but no reply came. Default 2s.
+	// write was sent but no reply came; time queued behind other publishes
+	// counts. A write already sent finishes in the background, bounded by
+	// the Redis client's timeouts: give the client ContextTimeoutEnabled
+	// and a ReadTimeout so that it ends with the deadline too. Default 2s.
 	PublishTimeout time.Duration
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as

@@ -9,21 +9,25 @@ import (
 )
 
 // What a failed write means. Every error of Publish and PublishBatch tells
-// one of three things (see the README, "What an error means"):
+// one of three things (see docs/errors.md):
 //
 //   - not written: a *ValidationError (ErrInvalidEvent, ErrEventTooLarge),
-//     ErrUnavailable, or the caller's context ending while the event was
-//     still queued. Nothing reached Redis; retrying is safe.
+//     ErrUnavailable (Redis unreachable or refusing this client, or the
+//     event not sent within Config.PublishTimeout), a reply error, or the
+//     caller's context ending while the event was still queued. Nothing
+//     was applied; retrying is safe.
 //   - written: a nil error.
 //   - outcome unknown: ErrOutcomeUnknown (an *OutcomeUnknownError). The
 //     write was sent but no reply came (timeout, connection lost, Redis
 //     paused): it may or may not have been applied. The error carries the
-//     event ids; publishing again with the same ids is deduplicated.
+//     event ids (generated ones too); publishing again with the same ids is
+//     deduplicated. ErrOutcomeUnknown never also matches ErrUnavailable.
 
 // ErrUnavailable is returned (wrapped) by every operation while Redis
-// cannot be reached. A circuit breaker makes calls fail at once after
-// repeated failures; it closes by itself when Redis answers again. For a
-// publish it means nothing was written.
+// cannot be reached or refuses this client (wrong password, bad database
+// number). A circuit breaker makes calls fail at once after repeated
+// failures; it lets one probe through per cool-down and closes by itself
+// when Redis answers again. For a publish it means nothing was written.
 var ErrUnavailable = rdb.ErrUnavailable
 
 // ErrOutcomeUnknown is matched (errors.Is) when a write was sent to Redis

@@ -500,14 +500,15 @@ func prepare(ev *Event, now time.Time, maxSize int) (payload []byte, generated b
 	return payload, generated, nil
 }
 
-// newULID returns a ULID for time t with 80 random bits from math/rand/v2
+// newULID returns a ULID for time t with 64 random bits from math/rand/v2
 // (per-thread ChaCha8, seeded by the runtime from the OS): no lock and no
 // system call, where ulid.Make serialises every caller on one monotonic
-// source. Ids of one millisecond are unique (80 bits) but not ordered.
+// source. The last 16 bits mark the id as the bus's (see ulidMark). Ids of
+// one millisecond are unique (64 bits) but not ordered.
 func newULID(t time.Time) string {
 	var id ulid.ULID
 	_ = id.SetTime(ulid.Timestamp(t))
 	binary.BigEndian.PutUint64(id[6:14], rand.Uint64())
-	binary.BigEndian.PutUint16(id[14:], uint16(rand.Uint32()))
+	binary.BigEndian.PutUint16(id[14:], ulidMark(&id))
 	return id.String()
 }

@@ -34,10 +34,20 @@ type Published struct {
 // in flight, the calls that arrive meanwhile queue up and go together in
 // the next one. A lone caller is sent at once, never delayed by a linger.
 //
-// Errors: a *ValidationError (errors.Is ErrInvalidEvent, and
-// ErrEventTooLarge for size) when nothing was written; ErrUnavailable while
-// Redis cannot be reached; ctx's error if ctx ends before the event was
-// handed to Redis.
+// Publish takes at most Config.PublishTimeout (ctx may end it sooner),
+// time queued behind other publishes included. The write is never re-sent
+// automatically (a re-sent write could apply twice).
+//
+// Errors tell whether the event was written (see docs/errors.md):
+//   - not written: a *ValidationError (errors.Is ErrInvalidEvent, and
+//     ErrEventTooLarge for size); ErrUnavailable (Redis unreachable, or
+//     refusing this client: wrong password, bad database number; or the
+//     event could not be sent within the timeout); ctx's error when ctx
+//     ended before the event was sent.
+//   - unknown: an *OutcomeUnknownError (errors.Is ErrOutcomeUnknown) when
+//     the write was sent and no reply came in time. It carries the event
+//     id, generated or not: publishing the event again with that id is
+//     deduplicated.
 func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	payload, generated, err := prepare(&ev, time.Now(), b.cfg.MaxEventSize)
 	if err != nil {
@@ -46,13 +56,19 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	item := rdb.Append{Payload: payload, TenantID: ev.TenantID}
 	if !generated {
 		item.EventID = ev.ID
+		item.VerifyFrom = verifyFrom(ev.ID)
 	}
-	req := newCall[rdb.Append, rdb.Appended](item)
-	if err := b.pub.do(ctx, req); err != nil {
+	if err := ctx.Err(); err != nil {
 		return Published{}, wrapOp("publish", err)
 	}
-	if req.out.Err != nil {
-		return Published{}, wrapOp("publish", req.out.Err)
+	req := newCall[rdb.Append, rdb.Appended](item)
+	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
+	err = b.pub.do(ctx, req)
+	if err == nil {
+		err = req.out.Err
+	}
+	if err != nil {
+		return Published{}, wrapOp("publish", b.publishFailure(ctx, ev.TenantID, []string{ev.ID}, err))
 	}
 	p := Published{ID: ev.ID, StreamID: req.out.StreamID, Duplicate: req.out.Duplicate}
 	b.logPublished(ctx, &ev, p)
@@ -65,6 +81,11 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 // main stream, and the results come back in order. Events with
 // caller-supplied ids are idempotent as in Publish: a repeated id writes
 // nothing and returns the first stream id.
+//
+// The timeout and the errors are Publish's; an *OutcomeUnknownError
+// carries the ids of every event of the batch (TenantID is their tenant,
+// "" when they have several): publishing the same batch again with those
+// ids is deduplicated event by event.
 func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -85,11 +106,23 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 		items[i].Payload, items[i].TenantID = payload, evs[i].TenantID
 		if !generated {
 			items[i].EventID = evs[i].ID
+			items[i].VerifyFrom = verifyFrom(evs[i].ID)
 		}
 	}
-	res, err := b.rdb.AppendAll(ctx, b.rdb.Keys().Main(), b.mainMinID(now), b.cfg.IdempotencyWindow.Milliseconds(), items)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, wrapOp("publish batch", err)
+	}
+	res, err := b.appendAll(ctx, items)
+	if err != nil {
+		ids := make([]string, len(evs))
+		tenant := evs[0].TenantID
+		for i := range evs {
+			ids[i] = evs[i].ID
+			if evs[i].TenantID != tenant {
+				tenant = ""
+			}
+		}
+		return nil, wrapOp("publish batch", b.publishFailure(ctx, tenant, ids, err))
 	}
 	out := make([]Published, len(evs))
 	for i, r := range res {
@@ -97,6 +130,45 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 		b.logPublished(ctx, &evs[i], out[i])
 	}
 	return out, nil
+}
+
+// appendAll runs rdb.AppendAll for at most Config.PublishTimeout (ctx may
+// end it sooner): past it the caller gets errInFlight (the write may have
+// been sent) and the call finishes in the background, its own duration
+// bounded by the Redis client's timeouts.
+func (b *Bus) appendAll(ctx context.Context, items []rdb.Append) ([]rdb.Appended, error) {
+	wctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	deadline, _ := wctx.Deadline()
+	type result struct {
+		res []rdb.Appended
+		err error
+	}
+	done := make(chan result, 1) // the call never blocks on it
+	go func() {
+		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		defer cancel()
+		res, err := b.rdb.AppendAll(sctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-wctx.Done():
+		return nil, errInFlight
+	}
+}
+
+// publishFailure is the package's publishFailure, logging an unknown
+// outcome (at warn: the caller must retry or reconcile).
+func (b *Bus) publishFailure(ctx context.Context, tenantID string, ids []string, err error) error {
+	err = publishFailure(ctx, b.cfg.PublishTimeout, tenantID, ids, err)
+	var ou *OutcomeUnknownError
+	if errors.As(err, &ou) {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "publish outcome unknown",
+			slog.Any("event_ids", ou.EventIDs), slog.String("tenant_id", ou.TenantID), slog.String("error", ou.Err.Error()))
+	}
+	return err
 }
 
 func (b *Bus) mainMinID(now time.Time) string { return rdb.MinIDFor(now, b.cfg.Retention.Main) }

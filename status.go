@@ -26,13 +26,15 @@ const (
 // ErrNotFound is returned when an event (or another record) is not known.
 var ErrNotFound = errors.New("eventbus: not found")
 
-// statusSearchWindow bounds the stream range searched for an event id
-// whose status hash is gone: ULIDs carry their creation time, and the
-// entry is written right after.
+// A status lookup that must search the main stream for a ULID (its status
+// hash and idempotency record gone, or never made) reads entries inside
+// Redis only, in the window [ULID time - clockSkew, ULID time +
+// PublishTimeout + clockSkew], at most statusLocatePerCall entries per
+// script call and statusLocateMax in all; Redis sends back only the stream
+// id, type and tenant of a match.
 const (
-	statusSearchBefore = 2 * time.Second
-	statusSearchAfter  = 30 * time.Second
-	statusSearchMax    = 5000
+	statusLocatePerCall = 1000
+	statusLocateMax     = 5000
 )
 
 // EventStatus is the state of one event in the bus's group.
@@ -68,9 +70,16 @@ type HandlerStatus struct {
 //     status hash, written in the same atomic steps as the acks: it gives
 //     the outcome per handler, attempts, last error and next attempt.
 //   - Otherwise the entry is located through the idempotency record
-//     (caller-supplied ids) or the time in its ULID (a bounded range of
-//     the stream), and the group's pending list and last delivered id tell
-//     PENDING, PROCESSING or COMPLETED.
+//     (caller-supplied ids) or the time in its ULID, and the group's
+//     pending list and last delivered id tell PENDING, PROCESSING or
+//     COMPLETED. The ULID search runs inside Redis over the entries
+//     written from 2s before the ULID's time to PublishTimeout + 2s after
+//     it, reading at most 1,000 entries per script call and 5,000 in all
+//     (a few milliseconds of Redis time at most), and returns only the
+//     match's stream id, type and tenant: no body crosses the network,
+//     whatever other tenants wrote. An event written later than that
+//     window (Redis stalled while it was in flight), or in a window
+//     holding more than 5,000 entries, may not be found.
 //
 // A completed event without failures leaves no key behind. ErrNotFound
 // when the event cannot be located (unknown id, another tenant's event,
@@ -183,30 +192,18 @@ func (b *Bus) locate(ctx context.Context, tenantID, eventID string) (streamID, t
 		return "", "", "", ErrNotFound
 	}
 	t := ulid.Time(u.Time())
-	needle, _ := json.Marshal(eventID)
-	start := rdb.MinIDFor(t.Add(-statusSearchBefore), 0)
-	end := strconv.FormatInt(t.Add(statusSearchAfter).UnixMilli(), 10)
-	for seen := 0; seen < statusSearchMax; {
-		msgs, err := b.rdb.Range(ctx, main, start, end, 500)
-		if err != nil {
-			return "", "", "", wrapOp("status", err)
-		}
-		for _, m := range msgs {
-			s, _ := m.Values["event"].(string)
-			if !strings.Contains(s, string(needle)) {
-				continue // cheap filter; the decoded id decides
-			}
-			if w := entryEnvelope(m.Values); w.ID == eventID && (tenantID == "" || w.TenantID == tenantID) {
-				return m.ID, w.Type, w.TenantID, nil
-			}
-		}
-		if len(msgs) < 500 {
-			break
-		}
-		seen += len(msgs)
-		start = "(" + msgs[len(msgs)-1].ID
+	start := rdb.MinIDFor(t.Add(-clockSkew), 0)
+	end := strconv.FormatInt(t.Add(b.cfg.PublishTimeout+clockSkew).UnixMilli(), 10)
+	l, found, err := b.rdb.Locate(ctx, main, start, end, eventID, tenantID, statusLocatePerCall, statusLocateMax)
+	switch {
+	case errors.Is(err, rdb.ErrLocateCap):
+		return "", "", "", ErrNotFound // budget spent: the lookup stays cheap
+	case err != nil:
+		return "", "", "", wrapOp("status", err)
+	case !found:
+		return "", "", "", ErrNotFound
 	}
-	return "", "", "", ErrNotFound
+	return l.StreamID, l.Type, l.TenantID, nil
 }
 
 // entryEnvelope decodes the id, type and tenant of an entry's event.

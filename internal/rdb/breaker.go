@@ -7,9 +7,11 @@ import (
 
 // breaker is a consecutive-failure circuit breaker. While open, callers fail
 // at once instead of waiting for dial or read timeouts against a Redis that
-// is down. After the cool-down every call is let through again ("half-open");
-// the first success closes the breaker, a failure opens it for another
-// cool-down. It never stays open for good.
+// is down. Once per cool-down it lets exactly one call through (the probe,
+// "half-open") while every other call keeps failing at once: a success
+// closes the breaker, a failure keeps it open for another cool-down. It
+// never stays open for good, and a probe that never reports (a cancelled
+// call) only delays the next probe by one cool-down.
 type breaker struct {
 	threshold int
 	cooldown  time.Duration
@@ -17,18 +19,27 @@ type breaker struct {
 
 	mu        sync.Mutex
 	failures  int
-	openUntil time.Time
+	openUntil time.Time // while failures >= threshold: when the next probe may go
 }
 
 func newBreaker(threshold int, cooldown time.Duration) *breaker {
 	return &breaker{threshold: threshold, cooldown: cooldown, now: time.Now}
 }
 
-// allow reports whether a call may go to Redis now.
-func (b *breaker) allow() bool {
+// allow reports whether a call may go to Redis now, and whether it is the
+// probe: while the breaker is open it lets one call through per cool-down.
+func (b *breaker) allow() (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.now().Before(b.openUntil)
+	if b.failures < b.threshold {
+		return true, false
+	}
+	now := b.now()
+	if now.Before(b.openUntil) {
+		return false, false
+	}
+	b.openUntil = now.Add(b.cooldown) // the next probe slot
+	return true, true
 }
 
 // record counts the outcome of a call that went to Redis.

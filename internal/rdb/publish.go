@@ -17,14 +17,37 @@ type Append struct {
 	Payload  []byte
 	EventID  string
 	TenantID string // scopes EventID
+	// VerifyFrom, when not empty, marks EventID as an id the bus generated
+	// (sent again after an unknown outcome): when its idempotency key is
+	// absent, the main stream is searched from this stream id on for the
+	// entry before anything is written (see publishChecked).
+	VerifyFrom string
 }
 
-// Appended is the outcome of one Append.
+// VerifyCap is how many main-stream entries one verified event may read
+// inside Redis before its outcome is declared still unknown.
+const VerifyCap = 10000
+
+// Appended is the outcome of one Append. Err is nil when the event was
+// written (or was a duplicate); else ErrUnavailable (wrapped) or a reply
+// error when nothing was written, or an *OutcomeUnknown.
 type Appended struct {
 	StreamID  string
 	Duplicate bool // the id was published before; nothing was written
 	Err       error
 }
+
+// noRetryString and noRetryCmd mark a write as never to be re-sent by
+// go-redis (MaxRetries): a re-sent XADD or script whose first send went
+// through writes the event twice. Embedding promotes the unexported
+// methods of redis.Cmder.
+type noRetryString struct{ *redis.StringCmd }
+
+func (noRetryString) NoRetry() bool { return true }
+
+type noRetryCmd struct{ *redis.Cmd }
+
+func (noRetryCmd) NoRetry() bool { return true }
 
 // xadd returns `XADD stream [MINID ~ minID] * event payload`: the entry
 // with the envelope as its `event` field and, when minID is not empty, an
@@ -41,9 +64,26 @@ func xadd(ctx context.Context, stream, minID string, payload []byte) *redis.Stri
 	return redis.NewStringCmd(ctx, args...)
 }
 
+// script returns an EVALSHA (or EVAL, when body is set) of publishChecked.
+func script(ctx context.Context, body bool, keys []string, args []any) *redis.Cmd {
+	all := make([]any, 0, 3+len(keys)+len(args))
+	if body {
+		all = append(all, "eval", publishCheckedSrc)
+	} else {
+		all = append(all, "evalsha", publishChecked.Hash())
+	}
+	all = append(all, len(keys))
+	for _, k := range keys {
+		all = append(all, k)
+	}
+	all = append(all, args...)
+	return redis.NewCmd(ctx, all...)
+}
+
 // AppendEach writes independent events in one pipeline: plain XADDs for
-// events without an idempotency id, the idempotent script for the others.
-// Each event succeeds or fails on its own.
+// events without an idempotency id, the checked script for the others.
+// Each event succeeds or fails on its own. No write is ever re-sent by
+// go-redis; a missing reply is a failure, never a success.
 func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int64, items []Append) []Appended {
 	out := make([]Appended, len(items))
 	cmds := make([]redis.Cmder, len(items))
@@ -52,15 +92,17 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 	for i, it := range items {
 		if it.EventID == "" {
 			cmd := xadd(ctx, stream, trim, it.Payload)
-			_ = pipe.Process(ctx, cmd) // queues; errors come with Exec
+			_ = pipe.Process(ctx, noRetryString{cmd}) // queues; errors come with Exec
 			cmds[i] = cmd
 		} else {
-			keys, args := idempotentArgs(r.keys, stream, trim, windowMs, items[i:i+1])
-			cmds[i] = publishIdempotent.EvalSha(ctx, pipe, keys, args...)
+			keys, args := checkedArgs(r.keys, stream, trim, windowMs, items[i:i+1])
+			cmd := script(ctx, false, keys, args)
+			_ = pipe.Process(ctx, noRetryCmd{cmd})
+			cmds[i] = cmd
 		}
 		trim = ""
 	}
-	_, _ = pipe.Exec(ctx)
+	_, execErr := pipe.Exec(ctx)
 
 	var noscript []int
 	for i, c := range cmds {
@@ -68,20 +110,21 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 			noscript = append(noscript, i)
 			continue
 		}
-		out[i] = appendedFrom(c)
+		out[i] = appendedFrom(c, execErr)
 	}
 	if len(noscript) > 0 {
 		// First use on this server (or after SCRIPT FLUSH / restart): send
-		// the body once with EVAL.
+		// the body once with EVAL. NOSCRIPT means nothing ran.
 		pipe := r.c.Pipeline()
 		retry := make([]*redis.Cmd, len(noscript))
 		for j, i := range noscript {
-			keys, args := idempotentArgs(r.keys, stream, minID, windowMs, items[i:i+1])
-			retry[j] = publishIdempotent.Eval(ctx, pipe, keys, args...) // each may trim: rare path
+			keys, args := checkedArgs(r.keys, stream, minID, windowMs, items[i:i+1])
+			retry[j] = script(ctx, true, keys, args) // each may trim: rare path
+			_ = pipe.Process(ctx, noRetryCmd{retry[j]})
 		}
-		_, _ = pipe.Exec(ctx)
+		_, execErr := pipe.Exec(ctx)
 		for j, i := range noscript {
-			out[i] = appendedFrom(retry[j])
+			out[i] = appendedFrom(retry[j], execErr)
 		}
 	}
 	return out
@@ -89,7 +132,8 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 
 // AppendAll writes events atomically: all or none, contiguous in the
 // stream, results in order. Without idempotency ids it is MULTI/EXEC of
-// XADDs; with any, one script run.
+// XADDs; with any, one script run. The error is ErrUnavailable (wrapped)
+// or a reply error when nothing was written, or an *OutcomeUnknown.
 func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int64, items []Append) ([]Appended, error) {
 	idem := false
 	for _, it := range items {
@@ -105,66 +149,97 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 			trim := minID // the first XADD trims for the batch
 			for i, it := range items {
 				cmds[i] = xadd(ctx, stream, trim, it.Payload)
-				_ = p.Process(ctx, cmds[i])
+				_ = p.Process(ctx, noRetryString{cmds[i]})
 				trim = ""
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("append batch: %w", err)
-		}
 		for i, c := range cmds {
+			if err == nil {
+				err = c.Err()
+			}
+			if err == nil && c.Val() == "" {
+				err = errors.New("empty reply")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("append batch: %w", writeError(err))
+			}
 			out[i].StreamID = c.Val()
 		}
 		return out, nil
 	}
-	keys, args := idempotentArgs(r.keys, stream, minID, windowMs, items)
-	res, err := publishIdempotent.Run(ctx, r.c, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("append batch: %w", err)
+	keys, args := checkedArgs(r.keys, stream, minID, windowMs, items)
+	cmd := script(ctx, false, keys, args)
+	err := r.c.Process(ctx, noRetryCmd{cmd})
+	if isNoScript(err) {
+		cmd = script(ctx, true, keys, args)
+		err = r.c.Process(ctx, noRetryCmd{cmd})
 	}
-	if len(res) != len(items) {
-		return nil, fmt.Errorf("append batch: script returned %d results for %d events", len(res), len(items))
+	if err != nil {
+		return nil, fmt.Errorf("append batch: %w", writeError(err))
+	}
+	res, ok := cmd.Val().([]any)
+	if !ok || len(res) != len(items) {
+		return nil, fmt.Errorf("append batch: %w", &OutcomeUnknown{Err: fmt.Errorf("script returned %v for %d events", cmd.Val(), len(items))})
 	}
 	for i, v := range res {
-		if out[i], err = parseIdempotentResult(v); err != nil {
+		if out[i], err = parseCheckedResult(v); err != nil {
 			return nil, fmt.Errorf("append batch: %w", err)
 		}
 	}
 	return out, nil
 }
 
-func idempotentArgs(k Keys, stream, minID string, windowMs int64, items []Append) ([]string, []any) {
+func checkedArgs(k Keys, stream, minID string, windowMs int64, items []Append) ([]string, []any) {
 	keys := []string{stream}
-	args := make([]any, 0, 2+2*len(items))
-	args = append(args, minID, strconv.FormatInt(windowMs, 10))
+	args := make([]any, 0, 3+5*len(items))
+	args = append(args, minID, strconv.FormatInt(windowMs, 10), verifyCapArg)
 	for _, it := range items {
-		if it.EventID != "" {
+		switch {
+		case it.EventID == "":
+			args = append(args, "0", it.Payload, "", "", "")
+		case it.VerifyFrom != "":
 			keys = append(keys, k.Idempotency(it.TenantID, it.EventID))
-			args = append(args, "1", it.Payload)
-		} else {
-			args = append(args, "0", it.Payload)
+			args = append(args, "2", it.Payload, it.EventID, it.TenantID, it.VerifyFrom)
+		default:
+			keys = append(keys, k.Idempotency(it.TenantID, it.EventID))
+			args = append(args, "1", it.Payload, "", "", "")
 		}
 	}
 	return keys, args
 }
 
-func appendedFrom(c redis.Cmder) Appended {
+var verifyCapArg = strconv.Itoa(VerifyCap)
+
+// appendedFrom reads the outcome of one write of a pipeline whose Exec
+// returned execErr. A command without an error but without a reply either
+// (go-redis leaves none when the connection could not be set up) failed
+// with execErr.
+func appendedFrom(c redis.Cmder, execErr error) Appended {
+	fail := func(what string, err error) Appended {
+		if err == nil {
+			err = execErr
+		}
+		if err == nil {
+			err = &OutcomeUnknown{Err: errors.New("no reply")}
+		}
+		return Appended{Err: fmt.Errorf("%s: %w", what, writeError(err))}
+	}
 	switch c := c.(type) {
 	case *redis.StringCmd:
-		if err := c.Err(); err != nil {
-			return Appended{Err: fmt.Errorf("xadd: %w", err)}
+		if err := c.Err(); err != nil || c.Val() == "" {
+			return fail("xadd", err)
 		}
 		return Appended{StreamID: c.Val()}
 	case *redis.Cmd:
-		if err := c.Err(); err != nil {
-			return Appended{Err: fmt.Errorf("publish script: %w", err)}
+		if err := c.Err(); err != nil || c.Val() == nil {
+			return fail("publish script", err)
 		}
 		res, ok := c.Val().([]any)
 		if !ok || len(res) != 1 {
-			return Appended{Err: fmt.Errorf("publish script: unexpected reply %v", c.Val())}
+			return Appended{Err: fmt.Errorf("publish script: %w", &OutcomeUnknown{Err: fmt.Errorf("unexpected reply %v", c.Val())})}
 		}
-		a, err := parseIdempotentResult(res[0])
+		a, err := parseCheckedResult(res[0])
 		if err != nil {
 			a.Err = fmt.Errorf("publish script: %w", err)
 		}
@@ -173,17 +248,26 @@ func appendedFrom(c redis.Cmder) Appended {
 	return Appended{Err: fmt.Errorf("unexpected command %T", c)}
 }
 
-func parseIdempotentResult(v any) (Appended, error) {
+// errVerifyCap is the cause of the unknown outcome of a verified event
+// whose search read VerifyCap entries without finding it.
+var errVerifyCap = fmt.Errorf("the search for the earlier write read %d entries without reaching the end of the stream; nothing was written", VerifyCap)
+
+func parseCheckedResult(v any) (Appended, error) {
 	pair, ok := v.([]any)
 	if !ok || len(pair) != 2 {
-		return Appended{}, fmt.Errorf("unexpected reply %v", v)
+		return Appended{}, &OutcomeUnknown{Err: fmt.Errorf("unexpected reply %v", v)}
 	}
 	id, ok1 := pair[0].(string)
-	dup, ok2 := pair[1].(int64)
-	if !ok1 || !ok2 {
-		return Appended{}, fmt.Errorf("unexpected reply %v", v)
+	flag, ok2 := pair[1].(int64)
+	switch {
+	case !ok1 || !ok2:
+		return Appended{}, &OutcomeUnknown{Err: fmt.Errorf("unexpected reply %v", v)}
+	case flag == 2, flag == 3: // 3: another event of the batch hit the cap
+		return Appended{}, &OutcomeUnknown{Err: errVerifyCap}
+	case id == "":
+		return Appended{}, &OutcomeUnknown{Err: fmt.Errorf("empty stream id in reply %v", v)}
 	}
-	return Appended{StreamID: id, Duplicate: dup == 1}, nil
+	return Appended{StreamID: id, Duplicate: flag == 1}, nil
 }
 
 func isNoScript(err error) bool {

@@ -36,6 +36,10 @@ type RDB struct {
 	brk  *breaker
 }
 
+// errBreakerOpen is the cause of the errors of calls the breaker refused:
+// nothing was sent.
+var errBreakerOpen = errors.New("circuit breaker open")
+
 // hooks holds the hook installed on each client, so that several RDBs
 // sharing a client share one breaker instead of stacking hooks.
 var hooks sync.Map // redis.UniversalClient -> *hook
@@ -90,10 +94,29 @@ func (h *hook) noGroup() {
 
 func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// probeKey marks the context of the breaker's probe call: the commands
+// go-redis runs to set up a new connection for it (HELLO, AUTH, SELECT)
+// carry that context and must pass too.
+type probeKey struct{}
+
+// admit applies the breaker to a call; it returns the context to run the
+// call with.
+func (h *hook) admit(ctx context.Context) (context.Context, bool) {
+	ok, probe := h.brk.allow()
+	switch {
+	case probe:
+		return context.WithValue(ctx, probeKey{}, true), true
+	case ok:
+		return ctx, true
+	}
+	return ctx, ctx.Value(probeKey{}) != nil
+}
+
 func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !h.brk.allow() {
-			err := wrapUnavailable(errors.New("circuit breaker open"))
+		ctx, ok := h.admit(ctx)
+		if !ok {
+			err := wrapUnavailable(errBreakerOpen)
 			cmd.SetErr(err)
 			return err
 		}
@@ -104,8 +127,9 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !h.brk.allow() {
-			err := wrapUnavailable(errors.New("circuit breaker open"))
+		ctx, ok := h.admit(ctx)
+		if !ok {
+			err := wrapUnavailable(errBreakerOpen)
 			for _, c := range cmds {
 				c.SetErr(err)
 			}

@@ -34,7 +34,7 @@ func TestBreakerOpensAndClosesByItself(t *testing.T) {
 	for i, s := range steps {
 		now = now.Add(s.advance)
 		b.record(s.unavailable)
-		if got := b.allow(); got != s.wantAllow {
+		if got, _ := b.allow(); got != s.wantAllow {
 			t.Fatalf("step %d: allow = %v, want %v", i, got, s.wantAllow)
 		}
 	}
@@ -53,6 +53,14 @@ func TestUnavailableClassification(t *testing.T) {
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
 		{fmt.Errorf("wrapped: %w", io.ErrUnexpectedEOF), true},
 		{redis.ErrPoolTimeout, true},
+		// Refusals: Redis will not run anything for this client.
+		{proto("NOAUTH Authentication required."), true},
+		{proto("WRONGPASS invalid username-password pair or user is disabled."), true},
+		{proto("ERR DB index is out of range"), true},
+		{proto("ERR Protocol error: unauthenticated multibulk length"), true},
+		// Reply errors: Redis serves, this command failed.
+		{proto("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{proto("NOPERM this user has no permissions to run the 'xadd' command"), false},
 	}
 	for _, tt := range tests {
 		if got := unavailable(tt.err); got != tt.want {
