@@ -98,3 +98,13 @@ func (a *acker) flush(ctx context.Context) {
 		a.mu.Unlock()
 	}
 }
+
+type ackItem struct {
+	stream, id string
+	statusKey  string // "" when the event has no status hash
+}
+
+// ack queues the acknowledgement of a fully handled entry.
+func (c *Consumer) ack(stream, id, statusKey string) {
+	c.acks.add(ackItem{stream: stream, id: id, statusKey: statusKey})
+}

@@ -1,0 +1,40 @@
+package eventbus
+
+import (
+	"context"
+	"time"
+
+	"github.com/hyvve/eventbus/internal/backoff"
+	"github.com/hyvve/eventbus/internal/rdb"
+)
+
+// retryLoop forwards due retries to the retries stream every
+// RetryPollInterval.
+func (c *Consumer) retryLoop(ctx context.Context) {
+	const limit = 100
+	cfg := c.bus.cfg
+	bo := backoff.Backoff{Min: c.cfg.RetryPollInterval, Max: maxReadBackoff}
+	wait := c.cfg.RetryPollInterval
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = c.cfg.RetryPollInterval
+		for ctx.Err() == nil {
+			now := time.Now()
+			n, err := c.bus.rdb.ForwardDueRetries(ctx, cfg.Group, now, limit, rdb.MinIDFor(now, cfg.Retention.Main))
+			if err != nil {
+				wait = bo.Next() // Redis away: back off
+				break
+			}
+			bo.Reset()
+			if n < limit {
+				break
+			}
+		}
+	}
+}
