@@ -12,9 +12,13 @@ import (
 // the watchdog rather than a timer per run, and its Done channel is made
 // only if the handler asks for it: the common, quick handler costs
 // neither. It expires at most one watchdog interval after the deadline.
+//
+// It answers Value(deliveryKey{}) with a pointer to its own Delivery, so
+// that DeliveryFromContext costs no allocation per run.
 type runCtx struct {
 	parent   context.Context
 	deadline time.Time
+	delivery Delivery
 
 	mu   sync.Mutex
 	done chan struct{}
@@ -23,7 +27,12 @@ type runCtx struct {
 
 func (r *runCtx) Deadline() (time.Time, bool) { return r.deadline, true }
 
-func (r *runCtx) Value(key any) any { return r.parent.Value(key) }
+func (r *runCtx) Value(key any) any {
+	if _, ok := key.(deliveryKey); ok {
+		return &r.delivery
+	}
+	return r.parent.Value(key)
+}
 
 func (r *runCtx) Done() <-chan struct{} {
 	r.mu.Lock()
