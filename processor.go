@@ -23,7 +23,7 @@ type task struct {
 	raw    string // the envelope as delivered
 	ev     Event
 	// statusID names the event's status hash: the tenant-scoped event id
-	// (rdb.ScopedID), or for a replayed copy "replay:<job>:<scoped id>", so
+	// (rdb.ScopedID), or for a replayed copy an rdb.ReplayStatusID, so
 	// that a replay never touches the original delivery's record.
 	statusID string
 
@@ -103,7 +103,7 @@ func (c *Consumer) stillOwned(j job) bool {
 // handlers. Entries that need no handler run are settled here (nil).
 func (c *Consumer) entryTask(j job) *task {
 	cfg := c.bus.cfg
-	raw, ok := j.msg.Values["event"].(string)
+	raw, ok := j.msg.Values[rdb.FieldEvent].(string)
 	if !ok {
 		c.deadLetterEntry(j.stream, j.msg, "entry has no event field", entryAsJSON(j.msg))
 		return nil
@@ -118,7 +118,7 @@ func (c *Consumer) entryTask(j job) *task {
 	}
 	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev, statusID: rdb.ScopedID(ev.TenantID, ev.ID)}
 	if j.stream == c.replayStream && ev.Replay != nil {
-		t.statusID = "replay:" + ev.Replay.JobID + ":" + t.statusID
+		t.statusID = rdb.ReplayStatusID(ev.Replay.JobID, t.statusID)
 	}
 	subs := c.matching(j.stream, ev)
 	var done map[string]bool
@@ -138,7 +138,7 @@ func (c *Consumer) entryTask(j job) *task {
 			done = map[string]bool{}
 			for _, s := range subs {
 				var rec handlerRecord
-				if json.Unmarshal([]byte(h["h:"+s.name]), &rec) == nil && rec.State != "" {
+				if json.Unmarshal([]byte(h[rdb.StatusHandlerField(s.name)]), &rec) == nil && rec.State != "" {
 					done[s.name] = true
 				}
 			}
@@ -162,7 +162,7 @@ func (c *Consumer) entryTask(j job) *task {
 
 // retryTask reads an entry of the retries stream: one handler, one event.
 func (c *Consumer) retryTask(j job) *task {
-	raw, _ := j.msg.Values["retry"].(string)
+	raw, _ := j.msg.Values[rdb.FieldRetry].(string)
 	var data retryData
 	if err := json.Unmarshal([]byte(raw), &data); err != nil || data.Handler == "" || data.Event == "" {
 		c.deadLetterEntry(j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))

@@ -126,10 +126,10 @@ func (c *Consumer) deadLetterPoison(t *task, reason string) {
 		Group: cfg.Group, Stream: t.stream, OriginalStreamID: t.m.ID,
 		Attempts: 1, Errors: errs, MovedAt: now, Reason: reason,
 	})
-	args.Ops = append(args.Ops, rdb.SettleOp{Kind: "dlq", Handler: names[0], Record: rec, Payload: t.raw, Meta: meta})
+	args.Ops = append(args.Ops, rdb.SettleOp{Kind: rdb.OpDLQ, Handler: names[0], Record: rec, Payload: t.raw, Meta: meta})
 	for _, name := range names[1:] {
 		// The status record only: the one DLQ entry above covers them.
-		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: name, Record: rec})
+		args.Ops = append(args.Ops, rdb.SettleOp{Kind: rdb.OpDone, Handler: name, Record: rec})
 	}
 	c.settle(args, t.ev.ID)
 }

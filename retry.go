@@ -101,8 +101,8 @@ func (c *Consumer) handlerMissing(t *task, data retryData, now time.Time) {
 	c.log.LogAttrs(context.Background(), slog.LevelInfo, "retry for a handler this consumer does not have; handed back for another consumer",
 		slog.String("handler", data.Handler), slog.String("event_id", data.EventID), slog.Time("waiting_since", *data.WaitingSince))
 	c.settle(c.retrySettleArgs(t, rdb.SettleOp{
-		Kind: "retry", Handler: data.Handler, Record: rec, Due: due,
-		Member: data.Handler + "|" + data.OriginalStreamID + "|" + data.EventID, Data: payload, Flag: false,
+		Kind: rdb.OpRetry, Handler: data.Handler, Record: rec, Due: due,
+		Member: rdb.RetryMember(data.Handler, data.OriginalStreamID, data.EventID), Data: payload, Flag: false,
 	}), data.EventID)
 }
 

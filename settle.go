@@ -21,7 +21,7 @@ func (c *Consumer) finish(t *task) {
 		now := time.Now().UTC()
 		if len(t.failures) == 0 {
 			rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: d.Attempt, UpdatedAt: now})
-			c.settle(c.retrySettleArgs(t, rdb.SettleOp{Kind: "done", Handler: d.Handler, Record: rec, Flag: true}), d.EventID)
+			c.settle(c.retrySettleArgs(t, rdb.SettleOp{Kind: rdb.OpDone, Handler: d.Handler, Record: rec, Flag: true}), d.EventID)
 			return
 		}
 		f := t.failures[0]
@@ -45,7 +45,7 @@ func (c *Consumer) finish(t *task) {
 	}
 	for _, s := range t.succeeded {
 		rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: now})
-		args.Ops = append(args.Ops, rdb.SettleOp{Kind: "done", Handler: s.name, Record: rec})
+		args.Ops = append(args.Ops, rdb.SettleOp{Kind: rdb.OpDone, Handler: s.name, Record: rec})
 	}
 	for _, f := range t.failures {
 		errs := []AttemptError{{Attempt: 1, At: now, Message: f.res.err.Error(), Stack: f.res.stack}}
@@ -94,8 +94,8 @@ func (c *Consumer) failureOp(s *subscription, data retryData, err error, fromRet
 	rec, _ := json.Marshal(handlerRecord{State: handlerRetrying, Attempts: made, LastError: last.Message, NextAttemptAt: &due, UpdatedAt: time.Now().UTC()})
 	payload, _ := json.Marshal(data)
 	return rdb.SettleOp{
-		Kind: "retry", Handler: s.name, Record: rec, Due: due,
-		Member: data.Handler + "|" + data.OriginalStreamID + "|" + data.EventID, Data: payload, Flag: !fromRetry,
+		Kind: rdb.OpRetry, Handler: s.name, Record: rec, Due: due,
+		Member: rdb.RetryMember(data.Handler, data.OriginalStreamID, data.EventID), Data: payload, Flag: !fromRetry,
 	}
 }
 
@@ -113,7 +113,7 @@ func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.Sett
 		Group: c.bus.cfg.Group, Stream: data.Stream, OriginalStreamID: data.OriginalStreamID,
 		Attempts: made, Errors: data.Errors, MovedAt: now, Reason: reason,
 	})
-	return rdb.SettleOp{Kind: "dlq", Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
+	return rdb.SettleOp{Kind: rdb.OpDLQ, Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
 }
 
 // settle records a delivery's outcome for event eventID, retrying while
@@ -123,7 +123,7 @@ func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
 		return // left pending (shutdown), or claimed by another consumer
 	}
 	for _, op := range args.Ops {
-		if op.Kind == "dlq" {
+		if op.Kind == rdb.OpDLQ {
 			c.deadLettered.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelWarn, "event dead-lettered",
 				slog.String("event_id", eventID), slog.String("status_id", args.EventID), slog.String("type", args.Type),

@@ -58,7 +58,7 @@ func (r *RDB) Ack(ctx context.Context, group string, ids map[string][]string, st
 
 // SettleOp is one handler outcome recorded by Settle.
 type SettleOp struct {
-	Kind    string // "done", "retry" or "dlq"
+	Kind    string // OpDone, OpRetry or OpDLQ
 	Handler string
 	Record  []byte // the handler's status record (JSON)
 	// retry: due time, member and data; dlq: payload and meta.
@@ -67,7 +67,7 @@ type SettleOp struct {
 	Data    []byte
 	Payload string
 	Meta    []byte
-	// Flag: for "retry", this failure opens a retry; for "done" and "dlq",
+	// Flag: for OpRetry, this failure opens a retry; for OpDone and OpDLQ,
 	// it resolves one.
 	Flag bool
 }
@@ -102,9 +102,9 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 			flag = "1"
 		}
 		switch op.Kind {
-		case "retry":
+		case OpRetry:
 			args = append(args, op.Kind, op.Handler, op.Record, DueMillis(op.Due), op.Member, op.Data, flag)
-		case "dlq":
+		case OpDLQ:
 			args = append(args, op.Kind, op.Handler, op.Record, op.Payload, op.Meta, "", flag)
 		default:
 			args = append(args, op.Kind, op.Handler, op.Record, "", "", "", flag)
@@ -135,7 +135,7 @@ func DueMillis(t time.Time) int64 {
 // acknowledges it, in one MULTI/EXEC.
 func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, id, payload string, meta []byte, dlqMinID string) error {
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{"event", payload, "dlq", meta}})
+		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{FieldEvent, payload, FieldDLQ, meta}})
 		p.XAck(ctx, stream, group, id)
 		return nil
 	})
@@ -272,7 +272,7 @@ func (r *RDB) StatusHashes(ctx context.Context, group string, eventIDs []string)
 // is in progress. ErrNotOwner when another consumer claimed the entry.
 func (r *RDB) MarkHandler(ctx context.Context, group, statusID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
 	n, err := markHandler.Run(ctx, r.c, []string{stream, r.keys.Status(group, statusID)},
-		group, entryID, "h:"+handler, record, ttl.Milliseconds(), "", "", "", consumer).Int()
+		group, entryID, StatusHandlerField(handler), record, ttl.Milliseconds(), "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("mark handler %s: %w", handler, err)
 	}

@@ -1,10 +1,8 @@
 package rdb
 
-import "strconv"
-
-// Keys builds every Redis key name the product uses. It is the only place
-// that knows the key schema (see docs/architecture.md), so that a Redis
-// Cluster layout is a change here and not in the callers.
+// Keys builds every Redis key name the product uses. With schema.go (entry
+// and hash fields, retry members, status ids) it is the only place that
+// knows the Redis schema (see docs/architecture.md).
 //
 // Single-node layout (the default) keeps the platform's exact names:
 //
@@ -40,13 +38,6 @@ func (k Keys) Replay() string { return k.base + ":events:replay" }
 // Streams lists the three streams in a fixed order: main, DLQ, replay.
 func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }
 
-// ScopedID names an event within its tenant: event ids chosen by callers
-// are unique per tenant only. The tenant's length goes first, so that no
-// two (tenant, id) pairs give the same string.
-func ScopedID(tenantID, eventID string) string {
-	return strconv.Itoa(len(tenantID)) + ":" + tenantID + ":" + eventID
-}
-
 // Idempotency is the key remembering that a tenant's caller-supplied event
 // id was published, holding its stream id; it expires after the
 // idempotency window. Its hash tag (cluster layout) matches the main
@@ -68,9 +59,9 @@ func (k Keys) RetrySchedule(group string) string { return k.base + ":events:retr
 func (k Keys) RetryData(group string) string { return k.base + ":events:retry-data:" + group }
 
 // Status is the group's per-event status hash, named by statusID (a
-// ScopedID, or "replay:<job>:<ScopedID>" for a replayed copy). It exists
-// only for events with a failure, or with several handlers while in
-// flight, and expires.
+// ScopedID, or a ReplayStatusID for a replayed copy); its fields are in
+// schema.go. It exists only for events with a failure, or with several
+// handlers while in flight, and expires.
 func (k Keys) Status(group, statusID string) string {
 	return k.base + ":events:status:" + group + ":" + statusID
 }
