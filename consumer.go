@@ -98,8 +98,9 @@ type Consumer struct {
 	mws     []Middleware
 	running bool
 
-	// The group's stream names, built once.
-	mainStream, replayStream, retryStream string
+	// The streams the consumer reads (see readStreams), built once.
+	groupStreams []groupStream
+	replayStream string
 
 	acks     *acker
 	sem      chan struct{} // one token per entry queued or in flight
@@ -123,6 +124,8 @@ type Consumer struct {
 // job is one entry for a worker.
 type job struct {
 	stream  string
+	part    int  // the partition of its stream
+	retries bool // read from a retries stream
 	msg     redis.XMessage
 	claimed bool
 	// deliveries is the entry's delivery count for a claimed entry (0 when
@@ -192,7 +195,8 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	slots := cfg.Concurrency + b.cfg.BatchSize
 	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, slots), work: make(chan job, slots),
 		workerSet: map[*worker]struct{}{}, inflight: newInflightSet(),
-		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
+		replayStream: k.Replay()}
+	c.groupStreams = c.readStreams()
 	c.acks = newAcker(c)
 	return c, nil
 }
@@ -327,10 +331,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	close(stopAcks)
 	<-ackDone
 	return nil
-}
-
-func (c *Consumer) streams() []string {
-	return []string{c.mainStream, c.replayStream, c.retryStream}
 }
 
 // retryRedis runs op until it succeeds, backing off while Redis is

@@ -8,8 +8,8 @@ import (
 	"github.com/hyvve/eventbus/internal/rdb"
 )
 
-// retryLoop forwards due retries to the retries stream every
-// RetryPollInterval.
+// retryLoop forwards due retries to the retries streams every
+// RetryPollInterval, partition by partition.
 func (c *Consumer) retryLoop(ctx context.Context) {
 	const limit = 100
 	cfg := c.bus.cfg
@@ -24,16 +24,19 @@ func (c *Consumer) retryLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		wait = c.cfg.RetryPollInterval
-		for ctx.Err() == nil {
-			now := time.Now()
-			n, err := c.bus.rdb.ForwardDueRetries(ctx, cfg.Group, now, limit, rdb.MinIDFor(now, cfg.Retention.Main))
-			if err != nil {
-				wait = bo.Next() // Redis away: back off
-				break
-			}
-			bo.Reset()
-			if n < limit {
-				break
+	partitions:
+		for p := range c.bus.rdb.Keys().Partitions() {
+			for ctx.Err() == nil {
+				now := time.Now()
+				n, err := c.bus.rdb.ForwardDueRetries(ctx, cfg.Group, p, now, limit, rdb.MinIDFor(now, cfg.Retention.Main))
+				if err != nil {
+					wait = bo.Next() // Redis away: back off
+					break partitions
+				}
+				bo.Reset()
+				if n < limit {
+					break
+				}
 			}
 		}
 	}

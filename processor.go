@@ -19,6 +19,7 @@ import (
 // overruns its timeout: the watchdog hands it to a new worker.
 type task struct {
 	stream string
+	part   int // the partition of its stream
 	m      redis.XMessage
 	raw    string // the envelope as delivered
 	ev     Event
@@ -58,7 +59,7 @@ func (c *Consumer) process(w *worker, j job) bool {
 		return true
 	}
 	var t *task
-	if j.stream == c.retryStream {
+	if j.retries {
 		t = c.retryTask(j)
 	} else {
 		t = c.entryTask(j)
@@ -116,7 +117,7 @@ func (c *Consumer) entryTask(j job) *task {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp, _ = rdb.IDTime(j.msg.ID)
 	}
-	t := &task{stream: j.stream, m: j.msg, raw: raw, ev: ev, statusID: rdb.ScopedID(ev.TenantID, ev.ID)}
+	t := &task{stream: j.stream, part: j.part, m: j.msg, raw: raw, ev: ev, statusID: rdb.ScopedID(ev.TenantID, ev.ID)}
 	if j.stream == c.replayStream && ev.Replay != nil {
 		t.statusID = rdb.ReplayStatusID(ev.Replay.JobID, t.statusID)
 	}
@@ -128,13 +129,13 @@ func (c *Consumer) entryTask(j job) *task {
 		// running a handler twice.
 		var h map[string]string
 		if !c.retryRedis(func(ctx context.Context) (err error) {
-			h, err = c.bus.rdb.StatusHash(ctx, cfg.Group, t.statusID)
+			h, err = c.bus.rdb.StatusHashIn(ctx, t.part, cfg.Group, t.statusID)
 			return err
 		}) {
 			return nil
 		}
 		if len(h) > 0 {
-			t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.statusID)
+			t.statusKey = c.bus.rdb.Keys().Partition(t.part).Status(cfg.Group, t.statusID)
 			done = map[string]bool{}
 			for _, s := range subs {
 				var rec handlerRecord
@@ -150,7 +151,7 @@ func (c *Consumer) entryTask(j job) *task {
 		}
 	}
 	if len(t.todo) == 0 {
-		c.ack(j.stream, j.msg.ID, t.statusKey)
+		c.ack(j.part, j.stream, j.msg.ID, t.statusKey)
 		return nil
 	}
 	if reason, over := c.overDelivered(j); over {
@@ -168,7 +169,7 @@ func (c *Consumer) retryTask(j job) *task {
 		c.deadLetterEntry(j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))
 		return nil
 	}
-	t := &task{stream: j.stream, m: j.msg, raw: data.Event, retry: &data, statusID: data.statusID()}
+	t := &task{stream: j.stream, part: j.part, m: j.msg, raw: data.Event, retry: &data, statusID: data.statusID()}
 	now := time.Now().UTC()
 	if reason, over := c.overDelivered(j); over {
 		data.Errors = append(data.Errors, AttemptError{Attempt: data.Attempt, At: now, Message: reason})
@@ -275,11 +276,11 @@ func (c *Consumer) record(t *task, s *subscription, res runResult) bool {
 	cfg := c.bus.cfg
 	rec, _ := json.Marshal(handlerRecord{State: handlerSucceeded, Attempts: 1, UpdatedAt: time.Now().UTC()})
 	if !c.retryRedis(func(ctx context.Context) error {
-		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.statusID, s.name, rec, cfg.Retention.Main, t.stream, c.cfg.Name, t.m.ID)
+		return c.bus.rdb.MarkHandler(ctx, cfg.Group, t.part, t.statusID, s.name, rec, cfg.Retention.Main, t.stream, c.cfg.Name, t.m.ID)
 	}) {
 		return false // shutting down, or another consumer claimed the entry
 	}
-	t.statusKey = c.bus.rdb.Keys().Status(cfg.Group, t.statusID)
+	t.statusKey = c.bus.rdb.Keys().Partition(t.part).Status(cfg.Group, t.statusID)
 	return true
 }
 

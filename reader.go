@@ -42,8 +42,9 @@ func (c *Consumer) readLoop(ctx context.Context) {
 		got := 0
 		readAt := time.Now()
 		for _, s := range res {
+			gs := c.stream(s.Stream)
 			for _, m := range s.Messages {
-				c.dispatch(ctx, job{stream: s.Stream, msg: m, readAt: readAt})
+				c.dispatch(ctx, job{stream: s.Stream, part: gs.part, retries: gs.retries, msg: m, readAt: readAt})
 			}
 			got += len(s.Messages)
 		}

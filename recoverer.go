@@ -38,7 +38,8 @@ func (c *Consumer) claimLoop(ctx context.Context) {
 
 func (c *Consumer) claimOnce(ctx context.Context) error {
 	cfg := c.bus.cfg
-	for _, stream := range c.streams() {
+	for _, gs := range c.groupStreams {
+		stream := gs.name
 		cursor := "0-0"
 		for ctx.Err() == nil {
 			res, err := c.bus.rdb.AutoClaim(ctx, stream, cfg.Group, c.cfg.Name, c.cfg.ClaimIdle, cursor, cfg.BatchSize)
@@ -82,7 +83,7 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 					n := pend[m.ID].Deliveries
 					c.log.LogAttrs(ctx, slog.LevelInfo, "claimed pending entry", slog.String("stream", stream), slog.String("stream_id", m.ID),
 						slog.Int64("deliveries", n))
-					c.dispatch(ctx, job{stream: stream, msg: m, claimed: true, deliveries: n, readAt: readAt})
+					c.dispatch(ctx, job{stream: stream, part: gs.part, retries: gs.retries, msg: m, claimed: true, deliveries: n, readAt: readAt})
 				}
 			}
 			if res.Next == "0-0" || res.Next == "" {
@@ -111,7 +112,7 @@ func (c *Consumer) deadLetterPoison(t *task, reason string) {
 	cfg := c.bus.cfg
 	now := time.Now().UTC()
 	args := rdb.SettleArgs{
-		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
+		Partition: t.part, Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
 		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
 	}

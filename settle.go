@@ -33,13 +33,13 @@ func (c *Consumer) finish(t *task) {
 		return
 	}
 	if len(t.failures) == 0 {
-		c.ack(t.stream, t.m.ID, t.statusKey)
+		c.ack(t.part, t.stream, t.m.ID, t.statusKey)
 		return
 	}
 	cfg := c.bus.cfg
 	now := time.Now().UTC()
 	args := rdb.SettleArgs{
-		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
+		Partition: t.part, Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: t.statusID, EventStreamID: t.m.ID,
 		Type: t.ev.Type, Tenant: t.ev.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(now, cfg.Retention.DLQ),
 	}
@@ -62,7 +62,7 @@ func (c *Consumer) retrySettleArgs(t *task, op rdb.SettleOp) rdb.SettleArgs {
 	cfg := c.bus.cfg
 	d := t.retry
 	return rdb.SettleArgs{
-		Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: d.statusID(), EventStreamID: d.OriginalStreamID,
+		Partition: t.part, Stream: t.stream, Group: cfg.Group, Consumer: c.cfg.Name, EntryID: t.m.ID, EventID: d.statusID(), EventStreamID: d.OriginalStreamID,
 		Type: d.Type, Tenant: d.TenantID, OpenTTL: cfg.Retention.Main, ResolvedTTL: c.cfg.StatusTTL,
 		DLQMinID: rdb.MinIDFor(time.Now(), cfg.Retention.DLQ), Ops: []rdb.SettleOp{op},
 	}

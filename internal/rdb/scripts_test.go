@@ -155,7 +155,7 @@ func TestMarkHandlerScript(t *testing.T) {
 	main := k.Main()
 	id := deliver(t, c, main, "me")
 	status := k.Status(testGroup, "s1")
-	if err := r.MarkHandler(ctx, testGroup, "s1", "a", []byte(`{"state":"succeeded"}`), time.Hour, main, "other", id); !errors.Is(err, ErrNotOwner) {
+	if err := r.MarkHandler(ctx, testGroup, 0, "s1", "a", []byte(`{"state":"succeeded"}`), time.Hour, main, "other", id); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("mark by a foreign consumer: %v, want ErrNotOwner", err)
 	}
 	if c.Exists(ctx, status).Val() != 0 {
@@ -163,7 +163,7 @@ func TestMarkHandlerScript(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // let the entry's idle time grow
 	_, idleBefore, deliveries := pendingAt(t, c, main, id)
-	if err := r.MarkHandler(ctx, testGroup, "s1", "a", []byte(`{"state":"succeeded"}`), time.Hour, main, "me", id); err != nil {
+	if err := r.MarkHandler(ctx, testGroup, 0, "s1", "a", []byte(`{"state":"succeeded"}`), time.Hour, main, "me", id); err != nil {
 		t.Fatal(err)
 	}
 	owner, idleAfter, deliveriesAfter := pendingAt(t, c, main, id)
@@ -220,10 +220,10 @@ func TestForwardRetriesScript(t *testing.T) {
 		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "later"})
 	c.HSet(ctx, data, "m1", "d1", "m2", "d2", "later", "d3")
 
-	if n, err := r.ForwardDueRetries(ctx, testGroup, now, 1, "0"); err != nil || n != 1 {
+	if n, err := r.ForwardDueRetries(ctx, testGroup, 0, now, 1, "0"); err != nil || n != 1 {
 		t.Fatalf("forward with limit 1: %d %v", n, err)
 	}
-	if n, err := r.ForwardDueRetries(ctx, testGroup, now, 10, "0"); err != nil || n != 2 {
+	if n, err := r.ForwardDueRetries(ctx, testGroup, 0, now, 10, "0"); err != nil || n != 2 {
 		t.Fatalf("forward the rest: %d %v, want 2", n, err)
 	}
 	var got []string
