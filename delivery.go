@@ -32,11 +32,11 @@ type deliveryKey struct{}
 // and false for a context that is not (or is not derived from) one a
 // Consumer passed to a handler.
 func DeliveryFromContext(ctx context.Context) (Delivery, bool) {
-	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
-	if !ok || d == nil {
+	r, ok := ctx.Value(deliveryKey{}).(*runCtx)
+	if !ok || r == nil {
 		return Delivery{}, false
 	}
-	return *d, true
+	return r.c.delivery(r.t, r.s), true
 }
 
 // delivery describes handler s's run for task t.

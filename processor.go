@@ -223,7 +223,7 @@ func (c *Consumer) resume(w *worker, t *task, s *subscription, res runResult) bo
 // watchdog abandoned the worker meanwhile: the caller must drop everything
 // and return.
 func (c *Consumer) invoke(w *worker, t *task, s *subscription) (res runResult, owner bool) {
-	ctx := &runCtx{parent: c.handlerCtx, deadline: time.Now().Add(s.timeout), delivery: c.delivery(t, s)}
+	ctx := &runCtx{parent: c.handlerCtx, deadline: time.Now().Add(s.timeout), c: c, t: t, s: s}
 	if c.handlerCtx.Err() != nil {
 		ctx.err = c.handlerCtx.Err()
 	}

@@ -13,12 +13,17 @@ import (
 // only if the handler asks for it: the common, quick handler costs
 // neither. It expires at most one watchdog interval after the deadline.
 //
-// It answers Value(deliveryKey{}) with a pointer to its own Delivery, so
-// that DeliveryFromContext costs no allocation per run.
+// It answers Value(deliveryKey{}) with itself, and DeliveryFromContext
+// builds the Delivery from its task and subscription only when asked: a
+// run whose middleware does not ask costs nothing, and one that does costs
+// no allocation.
 type runCtx struct {
 	parent   context.Context
 	deadline time.Time
-	delivery Delivery
+	// The run, for DeliveryFromContext.
+	c *Consumer
+	t *task
+	s *subscription
 
 	mu   sync.Mutex
 	done chan struct{}
@@ -29,7 +34,7 @@ func (r *runCtx) Deadline() (time.Time, bool) { return r.deadline, true }
 
 func (r *runCtx) Value(key any) any {
 	if _, ok := key.(deliveryKey); ok {
-		return &r.delivery
+		return r
 	}
 	return r.parent.Value(key)
 }
