@@ -295,9 +295,9 @@ type handlerRecord struct {
 
 // Handler states in the status hash.
 const (
-	handlerSucceeded = "succeeded"
-	handlerRetrying  = "retrying"
-	handlerDLQ       = "dlq"
+	handlerSucceeded = rdb.HandlerSucceeded
+	handlerRetrying  = rdb.HandlerRetrying
+	handlerDLQ       = rdb.HandlerDLQ
 )
 
 // matching returns the subscriptions for ev in priority order. Replayed

@@ -41,6 +41,13 @@ const (
 	StatusHandlerPrefix = "h:"
 )
 
+// States of a handler's record (the JSON under StatusHandlerField).
+const (
+	HandlerSucceeded = "succeeded" // the handler succeeded (first run or a retry)
+	HandlerRetrying  = "retrying"  // failed; a retry is scheduled or running
+	HandlerDLQ       = "dlq"       // failed for good; dead-lettered
+)
+
 // StatusHandlerField is the status hash field holding handler's record.
 func StatusHandlerField(handler string) string { return StatusHandlerPrefix + handler }
 
