@@ -16,8 +16,9 @@ const maxAckBatch = 1000
 // and go on at once; the flush loop sends everything added meanwhile in
 // one round trip per partition (XACK, or MULTI/EXEC when status hashes go
 // too: a partition's streams and status keys share its hash slot in the
-// cluster layout), and retries while Redis is away. An entry whose ack is lost (crash before
-// the flush) stays pending and is redelivered: at least once.
+// cluster layout), and retries while Redis is away. An entry whose ack is
+// lost (crash before the flush) stays pending and is redelivered: at
+// least once.
 type acker struct {
 	c *Consumer
 
