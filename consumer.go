@@ -2,12 +2,9 @@ package eventbus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,8 +98,9 @@ type Consumer struct {
 	mws     []Middleware
 	running bool
 
-	// The group's stream names, built once.
-	mainStream, replayStream, retryStream string
+	// The streams the consumer reads (see readStreams), built once.
+	groupStreams []groupStream
+	replayStream string
 
 	acks     *acker
 	sem      chan struct{} // one token per entry queued or in flight
@@ -126,6 +124,8 @@ type Consumer struct {
 // job is one entry for a worker.
 type job struct {
 	stream  string
+	part    int  // the partition of its stream
+	retries bool // read from a retries stream
 	msg     redis.XMessage
 	claimed bool
 	// deliveries is the entry's delivery count for a claimed entry (0 when
@@ -133,11 +133,6 @@ type job struct {
 	deliveries int64
 	// readAt is when the entry was read or claimed (monotonic clock).
 	readAt time.Time
-}
-
-type ackItem struct {
-	stream, id string
-	statusKey  string // "" when the event has no status hash
 }
 
 // NewConsumer returns a consumer of the bus's group.
@@ -200,7 +195,8 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	slots := cfg.Concurrency + b.cfg.BatchSize
 	c := &Consumer{bus: b, cfg: cfg, log: b.log, sem: make(chan struct{}, slots), work: make(chan job, slots),
 		workerSet: map[*worker]struct{}{}, inflight: newInflightSet(),
-		mainStream: k.Main(), replayStream: k.Replay(), retryStream: k.Retries(b.cfg.Group)}
+		replayStream: k.Replay()}
+	c.groupStreams = c.readStreams()
 	c.acks = newAcker(c)
 	return c, nil
 }
@@ -337,198 +333,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) streams() []string {
-	return []string{c.mainStream, c.replayStream, c.retryStream}
-}
-
-// readLoop reads new entries while there is capacity.
-func (c *Consumer) readLoop(ctx context.Context) {
-	cfg := c.bus.cfg
-	streams := c.streams()
-	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadBackoff}
-	for ctx.Err() == nil {
-		// Wait for at least one free slot, then read no more than fits.
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		free := 1 + cap(c.sem) - len(c.sem)
-		<-c.sem
-		res, err := c.bus.rdb.ReadGroup(ctx, cfg.Group, c.cfg.Name, streams, min(cfg.BatchSize, free), cfg.Block)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if rdb.IsNoGroup(err) {
-				if serr := c.bus.SetUp(ctx); serr == nil {
-					continue
-				}
-			}
-			c.log.LogAttrs(ctx, slog.LevelWarn, "read failed, backing off", slog.String("error", err.Error()))
-			bo.Sleep(ctx.Done())
-			continue
-		}
-		bo.Reset()
-		got := 0
-		readAt := time.Now()
-		for _, s := range res {
-			for _, m := range s.Messages {
-				c.dispatch(ctx, job{stream: s.Stream, msg: m, readAt: readAt})
-			}
-			got += len(s.Messages)
-		}
-		if got <= lightRead {
-			// Light load: let the workers start on what was just handed
-			// over before this goroutine spends its time slice sending
-			// the next XREADGROUP (p50 publish-to-handler at 2,000/s:
-			// about 80 -> 60 µs). Full reads go straight on.
-			runtime.Gosched()
-		}
-	}
-}
-
-// lightRead is the largest read after which the read loop yields to the
-// workers.
-const lightRead = 4
-
-// dispatch hands one entry to a worker once a slot is free.
-func (c *Consumer) dispatch(ctx context.Context, j job) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return // left pending: claimed later by a live consumer
-	}
-	c.inflight.add(j.stream, j.msg.ID)
-	c.work <- j // never blocks: the channel holds as many as there are tokens
-}
-
-// handlerRecord is one handler's outcome in the status hash.
-type handlerRecord struct {
-	State         string     `json:"state"` // succeeded, retrying, dlq
-	Attempts      int        `json:"attempts"`
-	LastError     string     `json:"lastError,omitempty"`
-	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
-}
-
-// Handler states in the status hash.
-const (
-	handlerSucceeded = "succeeded"
-	handlerRetrying  = "retrying"
-	handlerDLQ       = "dlq"
-)
-
-// retryData is what a scheduled retry carries to the retries stream.
-type retryData struct {
-	Event            string         `json:"event"` // the envelope as it was on the wire
-	Handler          string         `json:"handler"`
-	Attempt          int            `json:"attempt"` // the attempt this retry makes (2 for the first retry)
-	Stream           string         `json:"stream"`  // where the event was delivered from
-	OriginalStreamID string         `json:"originalStreamId"`
-	EventID          string         `json:"eventId"`
-	Type             string         `json:"type"`
-	TenantID         string         `json:"tenantId"`
-	Errors           []AttemptError `json:"errors"`
-	// StatusID names the event's status hash (see task.statusID).
-	StatusID string `json:"statusId,omitempty"`
-	// WaitingSince is when a consumer without this handler first passed
-	// the due retry back (see ConsumerConfig.UnknownHandlerTimeout).
-	WaitingSince *time.Time `json:"waitingSince,omitempty"`
-}
-
-func (d *retryData) statusID() string {
-	if d.StatusID != "" {
-		return d.StatusID
-	}
-	return rdb.ScopedID(d.TenantID, d.EventID)
-}
-
-// failureOp schedules the next attempt of data.Handler, or dead-letters
-// the event when the error is permanent or the retries are spent.
-// data.Attempt is the attempt the retry would make; data.Errors holds
-// every attempt's error so far. fromRetry tells whether an open retry is
-// being resolved or continued.
-func (c *Consumer) failureOp(s *subscription, data retryData, err error, fromRetry bool) rdb.SettleOp {
-	policy := *c.cfg.Retry
-	if s.retry != nil {
-		policy = *s.retry
-	}
-	made := data.Attempt - 1 // attempts made so far
-	if errors.Is(err, ErrPermanent) {
-		return c.dlqOp(data, "permanent failure", fromRetry)
-	}
-	if made > len(policy.Delays) {
-		return c.dlqOp(data, fmt.Sprintf("failed %d attempts", made), fromRetry)
-	}
-	delay := policy.Delays[made-1]
-	if policy.Jitter > 0 {
-		delay += time.Duration((rand.Float64()*2 - 1) * policy.Jitter * float64(delay))
-	}
-	due := time.Now().Add(delay).UTC()
-	last := data.Errors[len(data.Errors)-1]
-	rec, _ := json.Marshal(handlerRecord{State: handlerRetrying, Attempts: made, LastError: last.Message, NextAttemptAt: &due, UpdatedAt: time.Now().UTC()})
-	payload, _ := json.Marshal(data)
-	return rdb.SettleOp{
-		Kind: "retry", Handler: s.name, Record: rec, Due: due,
-		Member: data.Handler + "|" + data.OriginalStreamID + "|" + data.EventID, Data: payload, Flag: !fromRetry,
-	}
-}
-
-// dlqOp dead-letters data's event for its handler.
-func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.SettleOp {
-	now := time.Now().UTC()
-	made := len(data.Errors)
-	last := ""
-	if made > 0 {
-		last = data.Errors[made-1].Message
-	}
-	rec, _ := json.Marshal(handlerRecord{State: handlerDLQ, Attempts: made, LastError: last, UpdatedAt: now})
-	meta, _ := json.Marshal(DeadLetter{
-		EventID: data.EventID, Type: data.Type, TenantID: data.TenantID, Handler: data.Handler,
-		Group: c.bus.cfg.Group, Stream: data.Stream, OriginalStreamID: data.OriginalStreamID,
-		Attempts: made, Errors: data.Errors, MovedAt: now, Reason: reason,
-	})
-	return rdb.SettleOp{Kind: "dlq", Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
-}
-
-// settle records a delivery's outcome for event eventID, retrying while
-// Redis is away.
-func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
-	if !c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) }) {
-		return // left pending (shutdown), or claimed by another consumer
-	}
-	for _, op := range args.Ops {
-		if op.Kind == "dlq" {
-			c.deadLettered.Add(1)
-			c.log.LogAttrs(context.Background(), slog.LevelWarn, "event dead-lettered",
-				slog.String("event_id", eventID), slog.String("status_id", args.EventID), slog.String("type", args.Type),
-				slog.String("tenant_id", args.Tenant), slog.String("handler", op.Handler), slog.String("stream_id", args.EventStreamID))
-		}
-	}
-}
-
-// deadLetterEntry moves an entry that is not a valid event to the DLQ.
-func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payload string) {
-	now := time.Now().UTC()
-	meta, _ := json.Marshal(DeadLetter{
-		Group: c.bus.cfg.Group, Stream: stream, OriginalStreamID: m.ID, Attempts: 0,
-		Errors: []AttemptError{{Attempt: 0, At: now, Message: reason}}, MovedAt: now, Reason: reason,
-	})
-	if c.retryRedis(func(ctx context.Context) error {
-		return c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ))
-	}) {
-		c.deadLettered.Add(1)
-		c.log.LogAttrs(context.Background(), slog.LevelWarn, "invalid entry dead-lettered",
-			slog.String("stream_id", m.ID), slog.String("stream", stream), slog.String("reason", reason))
-	}
-}
-
-// ack queues the acknowledgement of a fully handled entry.
-func (c *Consumer) ack(stream, id, statusKey string) {
-	c.acks.add(ackItem{stream: stream, id: id, statusKey: statusKey})
-}
-
 // retryRedis runs op until it succeeds, backing off while Redis is
 // unreachable. It gives up (false) when the shutdown deadline passes, on
 // any other error, or when another consumer claimed the entry: the entry
@@ -556,37 +360,4 @@ func (c *Consumer) retryRedis(op func(ctx context.Context) error) bool {
 			return false
 		}
 	}
-}
-
-// matching returns the subscriptions for ev in priority order. Replayed
-// copies go only to the handlers the replay targets.
-func (c *Consumer) matching(stream string, ev Event) []*subscription {
-	var out []*subscription
-	for _, s := range c.subs {
-		if !s.matches(ev.Type, ev.TenantID) {
-			continue
-		}
-		if stream == c.replayStream && ev.Replay != nil && len(ev.Replay.Handlers) > 0 &&
-			!slices.Contains(ev.Replay.Handlers, s.name) {
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-func (c *Consumer) subscription(name string) *subscription {
-	for _, s := range c.subs {
-		if s.name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-// entryAsJSON renders an entry's fields for the DLQ when it has no usable
-// event field.
-func entryAsJSON(m redis.XMessage) string {
-	b, _ := json.Marshal(m.Values)
-	return string(b)
 }

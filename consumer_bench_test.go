@@ -36,7 +36,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	b.StopTimer()
 	reportRate(b, b.N)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	waitFor(b, 30*time.Second, "every entry acknowledged", func() bool { return pendingCount(b, c, main, eventbus.DefaultGroup) == 0 })
 }
 
@@ -119,7 +119,7 @@ func BenchmarkConsumeBacklog(b *testing.B) {
 		mustHandle(b, cons, "noop", "*", func(context.Context, eventbus.Event) error { handled.Add(1); return nil })
 		runConsumer(b, cons)
 	}
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	for handled.Load() < int64(b.N) || pendingCount(b, c, main, eventbus.DefaultGroup) > 0 {
 		time.Sleep(time.Millisecond)
 	}

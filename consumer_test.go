@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -136,7 +137,7 @@ func TestEveryEventHandledOnceByThreeConsumers(t *testing.T) {
 	ids := publishN(t, pub, n, "approval.item.approved")
 	waitFor(t, 60*time.Second, "every event handled", func() bool { return runs.distinct() == n })
 	waitFor(t, 10*time.Second, "every entry acknowledged", func() bool {
-		return pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup) == 0
+		return pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup) == 0
 	})
 	for _, id := range ids {
 		if got := runs.get(id); got != 1 {
@@ -148,7 +149,7 @@ func TestEveryEventHandledOnceByThreeConsumers(t *testing.T) {
 	if err != nil || st.State != eventbus.StateCompleted {
 		t.Errorf("status %+v %v, want COMPLETED", st, err)
 	}
-	if keys := c.Keys(context.Background(), prefix+":events:status:*").Val(); len(keys) != 0 {
+	if keys := c.Keys(context.Background(), testKeys(prefix).Status("*", "*")).Val(); len(keys) != 0 {
 		t.Errorf("status keys left behind: %v", keys)
 	}
 }
@@ -220,7 +221,7 @@ func TestRetriesRunOnlyTheFailedHandler(t *testing.T) {
 	if len(st.Handlers) != 2 || st.Handlers[1].Name != "b" || st.Handlers[1].Attempts != 3 || st.Handlers[1].State != "succeeded" {
 		t.Errorf("status handlers %+v", st.Handlers)
 	}
-	if n := pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup) + pendingCount(t, c, prefix+":events:retries:"+eventbus.DefaultGroup, eventbus.DefaultGroup); n != 0 {
+	if n := pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup) + pendingCount(t, c, testKeys(prefix).Retries(eventbus.DefaultGroup), eventbus.DefaultGroup); n != 0 {
 		t.Errorf("%d entries still pending", n)
 	}
 }
@@ -251,7 +252,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 		st, err := b.Status(context.Background(), "", p.ID)
 		return err == nil && st.State == eventbus.StateFailed && st.NextAttemptAt != nil && st.LastError != ""
 	})
-	dlq := prefix + ":events:dlq"
+	dlq := testKeys(prefix).DLQ()
 	waitFor(t, 10*time.Second, "a DLQ entry", func() bool { return c.XLen(context.Background(), dlq).Val() == 1 })
 	mu.Lock()
 	if len(at) != 4 {
@@ -265,7 +266,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 	mu.Unlock()
 	entries := c.XRange(context.Background(), dlq, "-", "+").Val()
 	var dl eventbus.DeadLetter
-	if err := json.Unmarshal([]byte(entries[0].Values["dlq"].(string)), &dl); err != nil {
+	if err := json.Unmarshal([]byte(entries[0].Values[rdb.FieldDLQ].(string)), &dl); err != nil {
 		t.Fatal(err)
 	}
 	if dl.EventID != p.ID || dl.Handler != "always-fails" || dl.Group != eventbus.DefaultGroup || dl.OriginalStreamID != p.StreamID ||
@@ -278,7 +279,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 		}
 	}
 	var orig map[string]any
-	if err := json.Unmarshal([]byte(entries[0].Values["event"].(string)), &orig); err != nil || orig["id"] != p.ID {
+	if err := json.Unmarshal([]byte(entries[0].Values[rdb.FieldEvent].(string)), &orig); err != nil || orig["id"] != p.ID {
 		t.Errorf("DLQ event field %v %v", orig, err)
 	}
 	st, err := b.Status(context.Background(), "", p.ID)
@@ -286,7 +287,7 @@ func TestAlwaysFailingHandlerEndsInDLQWithEveryError(t *testing.T) {
 		t.Errorf("status %+v %v, want DLQ after 4 attempts", st, err)
 	}
 	// Nothing left scheduled or pending.
-	if n := c.ZCard(context.Background(), prefix+":events:retry-schedule:"+eventbus.DefaultGroup).Val(); n != 0 {
+	if n := c.ZCard(context.Background(), testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)).Val(); n != 0 {
 		t.Errorf("%d retries still scheduled", n)
 	}
 }
@@ -304,7 +305,7 @@ func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {
 	b.SetUp(context.Background())
 	runConsumer(t, cons)
 	p, _ := b.Publish(context.Background(), approved("t1"))
-	waitFor(t, 5*time.Second, "DLQ entry", func() bool { return c.XLen(context.Background(), prefix+":events:dlq").Val() == 1 })
+	waitFor(t, 5*time.Second, "DLQ entry", func() bool { return c.XLen(context.Background(), testKeys(prefix).DLQ()).Val() == 1 })
 	st, err := b.Status(context.Background(), "", p.ID)
 	if err != nil || st.State != eventbus.StateDLQ || runs.Load() != 1 {
 		t.Errorf("status %+v %v runs %d", st, err, runs.Load())
@@ -320,16 +321,16 @@ func TestBadEntriesGoToDLQAndTheLoopContinues(t *testing.T) {
 	mustHandle(t, cons, "h", "*", func(_ context.Context, ev eventbus.Event) error { runs.add(ev.ID); return nil })
 	b.SetUp(ctx)
 	runConsumer(t, cons)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	garbage := []struct {
 		values []string
 		reason string
 	}{
-		{[]string{"event", "not json at all"}, "event"},
-		{[]string{"event", `{"id":"x1","type":"a.b","userId":"u"}`}, "tenantId"},
-		{[]string{"event", `{"id":"x2","type":"NOPE","tenantId":"t","userId":"u"}`}, "type"},
-		{[]string{"event", `{"id":"x3","type":"a.b","tenantId":"t","userId":"u","data":[1]}`}, "data"},
-		{[]string{"event", `{"type":"a.b","tenantId":"t","userId":"u"}`}, "id"},
+		{[]string{rdb.FieldEvent, "not json at all"}, "event"},
+		{[]string{rdb.FieldEvent, `{"id":"x1","type":"a.b","userId":"u"}`}, "tenantId"},
+		{[]string{rdb.FieldEvent, `{"id":"x2","type":"NOPE","tenantId":"t","userId":"u"}`}, "type"},
+		{[]string{rdb.FieldEvent, `{"id":"x3","type":"a.b","tenantId":"t","userId":"u","data":[1]}`}, "data"},
+		{[]string{rdb.FieldEvent, `{"type":"a.b","tenantId":"t","userId":"u"}`}, "id"},
 		{[]string{"payload", "something else"}, "no event field"},
 	}
 	want := map[string]string{} // stream id -> reason
@@ -339,15 +340,15 @@ func TestBadEntriesGoToDLQAndTheLoopContinues(t *testing.T) {
 	p, _ := b.Publish(ctx, approved("t1"))
 	waitFor(t, 5*time.Second, "the valid event after the garbage", func() bool { return runs.get(p.ID) == 1 })
 	waitFor(t, 5*time.Second, "every bad entry in the DLQ", func() bool {
-		return c.XLen(ctx, prefix+":events:dlq").Val() >= int64(len(garbage))
+		return c.XLen(ctx, testKeys(prefix).DLQ()).Val() >= int64(len(garbage))
 	})
-	dlq := c.XRange(ctx, prefix+":events:dlq", "-", "+").Val()
+	dlq := c.XRange(ctx, testKeys(prefix).DLQ(), "-", "+").Val()
 	if len(dlq) != len(garbage) {
 		t.Fatalf("%d DLQ entries, want %d", len(dlq), len(garbage))
 	}
 	for _, e := range dlq {
 		var dl eventbus.DeadLetter
-		json.Unmarshal([]byte(e.Values["dlq"].(string)), &dl)
+		json.Unmarshal([]byte(e.Values[rdb.FieldDLQ].(string)), &dl)
 		if reason, ok := want[dl.OriginalStreamID]; !ok || !strings.Contains(dl.Reason, reason) {
 			t.Errorf("entry %s reason %q, want it to mention %q", dl.OriginalStreamID, dl.Reason, reason)
 		}
@@ -377,11 +378,11 @@ func TestPanicAndTimeoutAreFailures(t *testing.T) {
 	pp, _ := b.Publish(ctx, eventbus.Event{Type: "panic.now.please", TenantID: "t", UserID: "u"})
 	ph, _ := b.Publish(ctx, eventbus.Event{Type: "hang.for.ever", TenantID: "t", UserID: "u"})
 	ok, _ := b.Publish(ctx, eventbus.Event{Type: "ok.fine.event", TenantID: "t", UserID: "u"})
-	waitFor(t, 5*time.Second, "two DLQ entries", func() bool { return c.XLen(ctx, prefix+":events:dlq").Val() == 2 })
+	waitFor(t, 5*time.Second, "two DLQ entries", func() bool { return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 2 })
 	waitFor(t, 5*time.Second, "the consumer still handles events", func() bool { return runs.get(ok.ID) == 1 })
-	for _, e := range c.XRange(ctx, prefix+":events:dlq", "-", "+").Val() {
+	for _, e := range c.XRange(ctx, testKeys(prefix).DLQ(), "-", "+").Val() {
 		var dl eventbus.DeadLetter
-		json.Unmarshal([]byte(e.Values["dlq"].(string)), &dl)
+		json.Unmarshal([]byte(e.Values[rdb.FieldDLQ].(string)), &dl)
 		switch dl.EventID {
 		case pp.ID:
 			if !strings.Contains(dl.Errors[0].Message, "panic: boom") || !strings.Contains(dl.Errors[0].Stack, "goroutine") {
@@ -407,7 +408,7 @@ func TestEventWithoutHandlerIsAcknowledged(t *testing.T) {
 	publishN(t, b, 20, "approval.item.approved") // no handler matches the type
 	ev := eventbus.Event{Type: "crm.deal.won", TenantID: "other-tenant", UserID: "u"}
 	b.Publish(context.Background(), ev) // matches the type, not the tenant
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	waitFor(t, 5*time.Second, "every entry delivered and acknowledged", func() bool {
 		last, _ := c.XInfoGroups(context.Background(), main).Result()
 		return len(last) == 1 && last[0].EntriesRead == 21 && pendingCount(t, c, main, eventbus.DefaultGroup) == 0
@@ -440,7 +441,7 @@ func TestHandlerIgnoringItsTimeoutDoesNotBlockTheNextHandlers(t *testing.T) {
 		return after.get(first.ID) == 1 && after.get(second.ID) == 1
 	})
 	waitFor(t, 5*time.Second, "both stuck runs dead-lettered", func() bool {
-		return c.XLen(ctx, prefix+":events:dlq").Val() == 2
+		return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 2
 	})
 	st, err := b.Status(ctx, "", first.ID)
 	if err != nil || st.State != eventbus.StateDLQ || len(st.Handlers) != 2 {
@@ -466,12 +467,12 @@ func TestHandlerContextEndsAtItsTimeout(t *testing.T) {
 	start := time.Now()
 	b.Publish(context.Background(), approved("t"))
 	ctx := context.Background()
-	waitFor(t, 5*time.Second, "the timed-out run dead-lettered", func() bool { return c.XLen(ctx, prefix+":events:dlq").Val() == 1 })
+	waitFor(t, 5*time.Second, "the timed-out run dead-lettered", func() bool { return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 1 })
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("dead-lettered after %v, before the timeout", d)
 	}
 	var dl eventbus.DeadLetter
-	json.Unmarshal([]byte(c.XRange(ctx, prefix+":events:dlq", "-", "+").Val()[0].Values["dlq"].(string)), &dl)
+	json.Unmarshal([]byte(c.XRange(ctx, testKeys(prefix).DLQ(), "-", "+").Val()[0].Values[rdb.FieldDLQ].(string)), &dl)
 	if msg := dl.Errors[0].Message; !strings.Contains(msg, "timed out after 100ms") || !strings.Contains(msg, "deadline exceeded") {
 		t.Errorf("error %q", msg)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -41,7 +42,7 @@ func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.
 
 	// Right after the kill (claims wait 2 s of idleness): what did the
 	// victim hold, and which of its handlers had recorded success?
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	held := map[string]bool{} // stream ids pending at the victim
 	for _, p := range c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: main, Group: eventbus.DefaultGroup, Start: "-", End: "+", Count: 1000, Consumer: "victim"}).Val() {
 		held[p.ID] = true
@@ -52,7 +53,7 @@ func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.
 	byStream := map[string]string{} // stream id -> event id
 	for _, m := range c.XRange(ctx, main, "-", "+").Val() {
 		var ev struct{ ID string }
-		json.Unmarshal([]byte(m.Values["event"].(string)), &ev)
+		json.Unmarshal([]byte(m.Values[rdb.FieldEvent].(string)), &ev)
 		byStream[m.ID] = ev.ID
 	}
 	heldEvents := map[string]bool{}
@@ -60,8 +61,8 @@ func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.
 	for sid := range held {
 		id := byStream[sid]
 		heldEvents[id] = true
-		for field, v := range c.HGetAll(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":2:t1:"+id).Val() {
-			if h, ok := strings.CutPrefix(field, "h:"); ok && strings.Contains(v, `"succeeded"`) {
+		for field, v := range c.HGetAll(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id))).Val() {
+			if h, ok := strings.CutPrefix(field, rdb.StatusHandlerPrefix); ok && strings.Contains(v, `"succeeded"`) {
 				doneAtKill[id+"|"+h] = true
 			}
 		}
@@ -112,7 +113,7 @@ func TestScheduledRetrySurvivesRestartOfEveryProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	schedule := prefix + ":events:retry-schedule:" + eventbus.DefaultGroup
+	schedule := testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)
 	waitFor(t, 10*time.Second, "the retry scheduled", func() bool { return c.ZCard(ctx, schedule).Val() == 1 })
 	firstRun, _ := strconv.ParseInt(c.LIndex(ctx, prefix+":times:"+p.ID, -1).Val(), 10, 64)
 	w.kill()

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -21,9 +22,9 @@ import (
 func deadLetters(t *testing.T, c redis.UniversalClient, prefix string) []eventbus.DeadLetter {
 	t.Helper()
 	var out []eventbus.DeadLetter
-	for _, m := range c.XRange(context.Background(), prefix+":events:dlq", "-", "+").Val() {
+	for _, m := range c.XRange(context.Background(), testKeys(prefix).DLQ(), "-", "+").Val() {
 		var dl eventbus.DeadLetter
-		if err := json.Unmarshal([]byte(m.Values["dlq"].(string)), &dl); err != nil {
+		if err := json.Unmarshal([]byte(m.Values[rdb.FieldDLQ].(string)), &dl); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, dl)
@@ -48,7 +49,7 @@ func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
 	}
 	var w *worker
 	crashes := 0
-	for i := 0; c.XLen(ctx, prefix+":events:dlq").Val() == 0; i++ {
+	for i := 0; c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 0; i++ {
 		if i > 3*maxDeliveries {
 			t.Fatalf("no dead letter after %d consumer processes (%d crashed)", i, crashes)
 		}
@@ -62,7 +63,7 @@ func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
 			case <-deadline:
 				t.Fatalf("consumer %d neither crashed nor dead-lettered the entry in 30 s", i)
 			case <-time.After(20 * time.Millisecond):
-				exited = c.XLen(ctx, prefix+":events:dlq").Val() > 0
+				exited = c.XLen(ctx, testKeys(prefix).DLQ()).Val() > 0
 			}
 		}
 	}
@@ -93,7 +94,7 @@ func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
 	default:
 	}
 	waitFor(t, 10*time.Second, "nothing pending", func() bool {
-		return pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup) == 0
+		return pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup) == 0
 	})
 	if n := len(deadLetters(t, c, prefix)); n != 1 {
 		t.Errorf("%d dead letters, want 1", n)
@@ -138,7 +139,7 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	schedule := prefix + ":events:retry-schedule:" + eventbus.DefaultGroup
+	schedule := testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)
 	waitFor(t, 10*time.Second, "the retry scheduled", func() bool { return runs.get(p.ID) == 1 && c.ZCard(ctx, schedule).Val() == 1 })
 	stop2()
 	<-done2
@@ -148,7 +149,7 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 	c1 := fastConsumer(t, b1, func(cfg *eventbus.ConsumerConfig) { cfg.Retry = retry })
 	mustHandle(t, c1, "other", "*", func(context.Context, eventbus.Event) error { return nil })
 	runConsumer(t, c1)
-	data := prefix + ":events:retry-data:" + eventbus.DefaultGroup
+	data := testKeys(prefix).RetryData(eventbus.DefaultGroup)
 	waitFor(t, 15*time.Second, "consumer 1 to hand the retry back", func() bool {
 		for _, v := range c.HGetAll(ctx, data).Val() {
 			if strings.Contains(v, "waitingSince") {
@@ -157,7 +158,7 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 		}
 		return false
 	})
-	if n := c.XLen(ctx, prefix+":events:dlq").Val(); n != 0 {
+	if n := c.XLen(ctx, testKeys(prefix).DLQ()).Val(); n != 0 {
 		t.Fatalf("%d dead letters: consumer 1 dead-lettered a retry it has no handler for", n)
 	}
 
@@ -170,11 +171,11 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 		st, err := b1.Status(ctx, "", p.ID)
 		return err == nil && st.State == eventbus.StateCompleted
 	})
-	if n := c.XLen(ctx, prefix+":events:dlq").Val(); n != 0 {
+	if n := c.XLen(ctx, testKeys(prefix).DLQ()).Val(); n != 0 {
 		t.Errorf("%d dead letters, want none", n)
 	}
 	// The registry names each live consumer's handlers.
-	reg := c.HGetAll(ctx, prefix+":events:consumers:"+eventbus.DefaultGroup).Val()
+	reg := c.HGetAll(ctx, testKeys(prefix).Consumers(eventbus.DefaultGroup)).Val()
 	if !strings.Contains(reg["c1"], `"other"`) || !strings.Contains(reg["c2"], `"flaky"`) {
 		t.Errorf("consumer registry %v, want c1 with other and c2 with flaky", reg)
 	}
@@ -216,7 +217,7 @@ func TestRetryWithoutAnyConsumerOfItsHandlerEndsInDLQ(t *testing.T) {
 	})
 	mustHandle(t, second, "other", "*", func(context.Context, eventbus.Event) error { return nil })
 	runConsumer(t, second)
-	waitFor(t, 15*time.Second, "a dead letter", func() bool { return c.XLen(ctx, prefix+":events:dlq").Val() == 1 })
+	waitFor(t, 15*time.Second, "a dead letter", func() bool { return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 1 })
 	dls := deadLetters(t, c, prefix)
 	if want := "no consumer of the group has handler gone"; dls[0].Reason != want || dls[0].EventID != p.ID || dls[0].Handler != "gone" {
 		t.Errorf("dead letter %+v, want reason %q", dls[0], want)
@@ -305,7 +306,7 @@ func TestHealthLagIsCrossCheckedAfterAOFRestart(t *testing.T) {
 func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	consumers := func() []string {
 		var names []string
 		for _, ci := range c.XInfoConsumers(ctx, main, eventbus.DefaultGroup).Val() {
@@ -394,7 +395,7 @@ func TestEntriesTakenOverWhileQueuedAreNotRunAgain(t *testing.T) {
 		t.Fatalf("started %s first", id)
 	}
 	held := publishN(t, b, 2, "approval.item.approved")
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	var heldIDs []string
 	waitFor(t, 10*time.Second, "the two events queued at the held consumer", func() bool {
 		p := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: main, Group: eventbus.DefaultGroup, Start: "-", End: "+", Count: 10, Consumer: "held"}).Val()

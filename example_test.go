@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -125,4 +126,59 @@ func ExampleConsumer() {
 	}
 	fmt.Println(<-done)
 	// Output: approval.item.approved item-7
+}
+
+func ExampleDeliveryFromContext() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := exampleRedis()
+	defer client.Close()
+	defer redistest.DeletePrefix(context.Background(), client, "example-delivery")
+
+	bus, err := eventbus.New(eventbus.Config{Redis: client, Prefix: "example-delivery", Block: 100 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	if err := bus.SetUp(ctx); err != nil {
+		panic(err)
+	}
+	consumer, err := bus.NewConsumer(eventbus.ConsumerConfig{
+		RetryPollInterval: 10 * time.Millisecond,
+		Retry:             &eventbus.RetryPolicy{Delays: []time.Duration{10 * time.Millisecond}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	// A metrics or tracing middleware: it sees which handler runs, which
+	// attempt this is, and the event's stream id.
+	lines := make(chan string, 2)
+	consumer.Use(func(next eventbus.Handler) eventbus.Handler {
+		return eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
+			d, _ := eventbus.DeliveryFromContext(ctx)
+			err := next.Handle(ctx, ev)
+			lines <- fmt.Sprintf("%s attempt %d ok=%v", d.Handler, d.Attempt, err == nil)
+			return err
+		})
+	})
+	var runs atomic.Int32
+	err = consumer.Handle("index-item", "approval.*", eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
+		if runs.Add(1) == 1 {
+			return fmt.Errorf("search index unavailable") // a retry follows
+		}
+		return nil
+	}))
+	if err != nil {
+		panic(err)
+	}
+	go consumer.Run(ctx)
+
+	ev, _ := eventbus.NewEvent("approval.item.approved", "tenant-1", "user-1", map[string]string{"itemId": "item-7"})
+	if _, err := bus.Publish(ctx, ev); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-lines)
+	fmt.Println(<-lines)
+	// Output:
+	// index-item attempt 1 ok=false
+	// index-item attempt 2 ok=true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -38,37 +37,6 @@ const (
 	DefaultPriority       = 100
 	DefaultHandlerTimeout = 30 * time.Second
 )
-
-// DefaultRetryDelays are the delays before the three retries that follow
-// a failed first attempt: 60 s, 5 min, 30 min. After the last retry fails
-// the event goes to the DLQ.
-var DefaultRetryDelays = []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute}
-
-// RetryPolicy says when a failed handler runs again.
-type RetryPolicy struct {
-	// Delays before each retry; len(Delays) retries follow the first
-	// attempt. Empty: no retries (the first failure goes to the DLQ).
-	Delays []time.Duration
-	// Jitter spreads each delay by up to ±Jitter of itself (0 to 1).
-	Jitter float64
-}
-
-// DefaultRetryPolicy returns 60 s, 5 min, 30 min without jitter.
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{Delays: slices.Clone(DefaultRetryDelays)}
-}
-
-func (p RetryPolicy) validate() error {
-	for i, d := range p.Delays {
-		if d <= 0 {
-			return fmt.Errorf("retry delay %d is %v: must be positive", i+1, d)
-		}
-	}
-	if p.Jitter < 0 || p.Jitter > 1 {
-		return fmt.Errorf("retry jitter %v: want 0 to 1", p.Jitter)
-	}
-	return nil
-}
 
 // subscription is one registered handler.
 type subscription struct {

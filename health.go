@@ -76,8 +76,11 @@ func (b *Bus) Health(ctx context.Context) Health {
 	now := time.Now().UTC()
 	h := Health{Timestamp: now}
 	k := b.rdb.Keys()
+	// Main reports partition 0's main stream: the whole main stream while
+	// there is one partition. More partitions need a report per partition
+	// (a change of the document, SPEC §7); see docs/architecture.md.
 	h.Streams = StreamsHealth{
-		Main:   StreamHealth{Name: k.Main(), RetentionMs: b.cfg.Retention.Main.Milliseconds(), Groups: []GroupHealth{}},
+		Main:   StreamHealth{Name: k.MainPartition(0), RetentionMs: b.cfg.Retention.Main.Milliseconds(), Groups: []GroupHealth{}},
 		DLQ:    StreamHealth{Name: k.DLQ(), RetentionMs: b.cfg.Retention.DLQ.Milliseconds(), Groups: []GroupHealth{}},
 		Replay: StreamHealth{Name: k.Replay(), RetentionMs: b.cfg.Retention.Replay.Milliseconds(), Groups: []GroupHealth{}},
 	}

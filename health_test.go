@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -22,11 +23,11 @@ func TestHealthReportsStreamContent(t *testing.T) {
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	now := time.Now().UnixMilli()
 	ids := []string{fmt.Sprintf("%d-0", now-3000), fmt.Sprintf("%d-0", now-2000), fmt.Sprintf("%d-0", now-1000)}
 	for _, id := range ids {
-		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: id, Values: []string{"event", "{}"}}).Err(); err != nil {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: id, Values: []string{rdb.FieldEvent, "{}"}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,10 +80,10 @@ func TestHealthLagUnknownIsNull(t *testing.T) {
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	var ids []string
 	for range 3 {
-		ids = append(ids, c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", "{}"}}).Val())
+		ids = append(ids, c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{rdb.FieldEvent, "{}"}}).Val())
 	}
 	// Deleting an entry in the middle of the undelivered range makes the
 	// lag unknowable for Redis: it answers nil.
@@ -100,11 +101,11 @@ func TestHealthFlagsDataAtRisk(t *testing.T) {
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	now := time.Now()
 	add := func(age time.Duration) string {
 		id := fmt.Sprintf("%d-0", now.Add(-age).UnixMilli())
-		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: id, Values: []string{"event", "{}"}}).Err(); err != nil {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: id, Values: []string{rdb.FieldEvent, "{}"}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 		return id

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 )
 
 func init() {
@@ -73,3 +74,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// testKeys is the key schema of a test's prefix (the single-node layout):
+// tests name keys through it, never by literal.
+func testKeys(prefix string) rdb.Keys { return rdb.NewKeys(prefix, false) }

@@ -8,7 +8,8 @@ import (
 	"github.com/hyvve/eventbus/internal/rdb"
 )
 
-// TrimResult counts the entries one retention pass removed per stream.
+// TrimResult counts the entries one retention pass removed per stream
+// (Main and Retries: over every partition).
 type TrimResult struct {
 	Main, DLQ, Replay, Retries int64
 }
@@ -23,8 +24,12 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 	k := b.rdb.Keys()
 	var res TrimResult
 	var err error
-	if res.Main, err = b.rdb.TrimMinID(ctx, k.Main(), rdb.MinIDFor(now, b.cfg.Retention.Main), true); err != nil {
-		return res, wrapOp("trim", err)
+	for p := range k.Partitions() {
+		n, err := b.rdb.TrimMinID(ctx, k.MainPartition(p), rdb.MinIDFor(now, b.cfg.Retention.Main), true)
+		res.Main += n
+		if err != nil {
+			return res, wrapOp("trim", err)
+		}
 	}
 	if res.DLQ, err = b.rdb.TrimMinID(ctx, k.DLQ(), rdb.MinIDFor(now, b.cfg.Retention.DLQ), false); err != nil {
 		return res, wrapOp("trim", err)
@@ -34,8 +39,12 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 	}
 	// Retries forwarded long ago and still unhandled are as precious as
 	// main entries: they keep the main stream's retention.
-	if res.Retries, err = b.rdb.TrimMinID(ctx, k.Retries(b.cfg.Group), rdb.MinIDFor(now, b.cfg.Retention.Main), true); err != nil {
-		return res, wrapOp("trim", err)
+	for p := range k.Partitions() {
+		n, err := b.rdb.TrimMinID(ctx, k.Partition(p).Retries(b.cfg.Group), rdb.MinIDFor(now, b.cfg.Retention.Main), true)
+		res.Retries += n
+		if err != nil {
+			return res, wrapOp("trim", err)
+		}
 	}
 	return res, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -39,11 +40,11 @@ func TestJanitorEnforcesRetention(t *testing.T) {
 		pipe := c.Pipeline()
 		base := now.Add(-l.retention - time.Hour).UnixMilli()
 		for i := range l.old {
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: l.stream, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []string{"event", "{}"}})
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: l.stream, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []string{rdb.FieldEvent, "{}"}})
 		}
 		base = now.Add(-l.retention + time.Hour).UnixMilli()
 		for i := range l.kept {
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: l.stream, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []string{"event", "{}"}})
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: l.stream, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []string{rdb.FieldEvent, "{}"}})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -20,7 +21,7 @@ func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	ids := publishN(t, b, 5, "approval.item.approved")
 	// A consumer takes the entries and dies without acknowledging them.
 	got := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 10, Block: -1}).Val()
@@ -94,7 +95,7 @@ func TestGracefulShutdownFinishesInFlightHandlers(t *testing.T) {
 	default:
 		t.Fatal("Run returned before the in-flight handler finished")
 	}
-	if n := pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup); n != 0 {
+	if n := pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup); n != 0 {
 		t.Errorf("%d entries pending after a graceful shutdown, want the finished one acknowledged", n)
 	}
 }
@@ -122,13 +123,13 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its shutdown deadline")
 	}
-	if n := pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup); n != 1 {
+	if n := pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup); n != 1 {
 		t.Errorf("%d entries pending, want the unfinished one left for others", n)
 	}
-	if n := c.XLen(ctx, prefix+":events:dlq").Val(); n != 0 {
+	if n := c.XLen(ctx, testKeys(prefix).DLQ()).Val(); n != 0 {
 		t.Errorf("the interrupted run was dead-lettered")
 	}
-	if n := c.ZCard(ctx, prefix+":events:retry-schedule:"+eventbus.DefaultGroup).Val(); n != 0 {
+	if n := c.ZCard(ctx, testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)).Val(); n != 0 {
 		t.Errorf("the interrupted run was scheduled for retry")
 	}
 }
@@ -199,8 +200,8 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 		return true
 	})
 	waitFor(t, 5*time.Second, "nothing pending", func() bool {
-		return pendingCount(t, c, prefix+":events:main", eventbus.DefaultGroup)+
-			pendingCount(t, c, prefix+":events:retries:"+eventbus.DefaultGroup, eventbus.DefaultGroup) == 0
+		return pendingCount(t, c, testKeys(prefix).Main(), eventbus.DefaultGroup)+
+			pendingCount(t, c, testKeys(prefix).Retries(eventbus.DefaultGroup), eventbus.DefaultGroup) == 0
 	})
 	for _, id := range ids {
 		if h1.get(id) != 2 || h2.get(id) != 1 {
@@ -210,7 +211,7 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 		if err != nil || st.State != eventbus.StateCompleted {
 			t.Errorf("status %+v %v", st, err)
 		}
-		if open := c.HGet(ctx, prefix+":events:status:"+eventbus.DefaultGroup+":2:t1:"+id, "open").Val(); open != "0" {
+		if open := c.HGet(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id)), "open").Val(); open != "0" {
 			t.Errorf("event %s: open retries %q, want 0", id, open)
 		}
 	}

@@ -13,7 +13,8 @@ import (
 const setupCheckInterval = 5 * time.Second
 
 // SetUp creates the consumer group on the main, DLQ and replay streams
-// and on the group's retries stream (XGROUP CREATE ... 0 MKSTREAM). An existing group counts as success, so
+// and on the group's retries stream (XGROUP CREATE ... 0 MKSTREAM), for
+// every partition. An existing group counts as success, so
 // any number of instances may run it at once. Run calls it and retries
 // with backoff; call it directly to set up before Run.
 func (b *Bus) SetUp(ctx context.Context) error {
@@ -66,9 +67,19 @@ func (b *Bus) setupLoop(ctx context.Context) {
 	}
 }
 
-// groupStreams lists every stream the group reads or holds: main, DLQ,
-// replay and the group's retries stream.
+// groupStreams lists every stream the group reads or holds: every
+// partition's main stream, the DLQ, the replay stream and every
+// partition's retries stream of the group (today: main, DLQ, replay,
+// retries).
 func (b *Bus) groupStreams() []string {
 	k := b.rdb.Keys()
-	return append(k.Streams(), k.Retries(b.cfg.Group))
+	var out []string
+	for p := range k.Partitions() {
+		out = append(out, k.MainPartition(p))
+	}
+	out = append(out, k.DLQ(), k.Replay())
+	for p := range k.Partitions() {
+		out = append(out, k.Partition(p).Retries(b.cfg.Group))
+	}
+	return out
 }

@@ -58,7 +58,7 @@ func (r *RDB) Ack(ctx context.Context, group string, ids map[string][]string, st
 
 // SettleOp is one handler outcome recorded by Settle.
 type SettleOp struct {
-	Kind    string // "done", "retry" or "dlq"
+	Kind    string // OpDone, OpRetry or OpDLQ
 	Handler string
 	Record  []byte // the handler's status record (JSON)
 	// retry: due time, member and data; dlq: payload and meta.
@@ -67,7 +67,7 @@ type SettleOp struct {
 	Data    []byte
 	Payload string
 	Meta    []byte
-	// Flag: for "retry", this failure opens a retry; for "done" and "dlq",
+	// Flag: for OpRetry, this failure opens a retry; for OpDone and OpDLQ,
 	// it resolves one.
 	Flag bool
 }
@@ -78,6 +78,9 @@ var ErrNotOwner = errors.New("entry no longer owned by this consumer")
 
 // SettleArgs describes one delivery's outcome.
 type SettleArgs struct {
+	// Partition is the partition of the entry's stream: the status hash
+	// and the retry keys are that partition's.
+	Partition              int
 	Stream, Group, EntryID string
 	Consumer               string // the consumer that must still own the entry
 	EventID                string
@@ -91,8 +94,8 @@ type SettleArgs struct {
 // Settle records handler outcomes, schedules retries, writes dead letters
 // and acknowledges the entry, atomically.
 func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
-	k := r.keys
-	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group), k.DLQ()}
+	k := r.keys.Partition(a.Partition)
+	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group), r.keys.DLQ()}
 	args := make([]any, 0, 8+7*len(a.Ops))
 	args = append(args, a.Group, a.EntryID, a.OpenTTL.Milliseconds(), a.ResolvedTTL.Milliseconds(), a.DLQMinID,
 		a.EventStreamID, a.Type, a.Tenant, a.Consumer)
@@ -102,9 +105,9 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 			flag = "1"
 		}
 		switch op.Kind {
-		case "retry":
+		case OpRetry:
 			args = append(args, op.Kind, op.Handler, op.Record, DueMillis(op.Due), op.Member, op.Data, flag)
-		case "dlq":
+		case OpDLQ:
 			args = append(args, op.Kind, op.Handler, op.Record, op.Payload, op.Meta, "", flag)
 		default:
 			args = append(args, op.Kind, op.Handler, op.Record, "", "", "", flag)
@@ -135,7 +138,7 @@ func DueMillis(t time.Time) int64 {
 // acknowledges it, in one MULTI/EXEC.
 func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, id, payload string, meta []byte, dlqMinID string) error {
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{"event", payload, "dlq", meta}})
+		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{FieldEvent, payload, FieldDLQ, meta}})
 		p.XAck(ctx, stream, group, id)
 		return nil
 	})
@@ -145,10 +148,10 @@ func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, id, payload st
 	return nil
 }
 
-// ForwardDueRetries moves up to limit retries due at now to the group's
-// retries stream and returns how many moved.
-func (r *RDB) ForwardDueRetries(ctx context.Context, group string, now time.Time, limit int, minID string) (int, error) {
-	k := r.keys
+// ForwardDueRetries moves up to limit retries of partition p due at now to
+// the group's retries stream of the partition and returns how many moved.
+func (r *RDB) ForwardDueRetries(ctx context.Context, group string, p int, now time.Time, limit int, minID string) (int, error) {
+	k := r.keys.Partition(p)
 	n, err := forwardRetries.Run(ctx, r.c, []string{k.RetrySchedule(group), k.RetryData(group), k.Retries(group)},
 		now.UnixMilli(), limit, minID).Int()
 	if err != nil {
@@ -238,9 +241,16 @@ func (r *RDB) DeleteIdleConsumer(ctx context.Context, streams []string, group, c
 	return n == 1, nil
 }
 
-// StatusHash reads an event's status hash (empty when none).
+// StatusHash reads the status hash of an event of partition 0 (empty when
+// none).
 func (r *RDB) StatusHash(ctx context.Context, group, eventID string) (map[string]string, error) {
-	m, err := r.c.HGetAll(ctx, r.keys.Status(group, eventID)).Result()
+	return r.StatusHashIn(ctx, 0, group, eventID)
+}
+
+// StatusHashIn reads the status hash of an event of partition p (empty
+// when none).
+func (r *RDB) StatusHashIn(ctx context.Context, p int, group, eventID string) (map[string]string, error) {
+	m, err := r.c.HGetAll(ctx, r.keys.Partition(p).Status(group, eventID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("status %s: %w", eventID, err)
 	}
@@ -269,10 +279,11 @@ func (r *RDB) StatusHashes(ctx context.Context, group string, eventIDs []string)
 // MarkHandler records a handler's success for an event in flight (the
 // event has more handlers to run), so that a redelivery after a crash
 // skips it, and resets the entry's idle time, telling the group the entry
-// is in progress. ErrNotOwner when another consumer claimed the entry.
-func (r *RDB) MarkHandler(ctx context.Context, group, statusID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
-	n, err := markHandler.Run(ctx, r.c, []string{stream, r.keys.Status(group, statusID)},
-		group, entryID, "h:"+handler, record, ttl.Milliseconds(), "", "", "", consumer).Int()
+// is in progress. ErrNotOwner when another consumer claimed the entry. p
+// is the partition of the entry's stream.
+func (r *RDB) MarkHandler(ctx context.Context, group string, p int, statusID, handler string, record []byte, ttl time.Duration, stream, consumer, entryID string) error {
+	n, err := markHandler.Run(ctx, r.c, []string{stream, r.keys.Partition(p).Status(group, statusID)},
+		group, entryID, StatusHandlerField(handler), record, ttl.Milliseconds(), "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("mark handler %s: %w", handler, err)
 	}

@@ -38,10 +38,10 @@ func TestSettleStoresRetryDueTimeRoundedUp(t *testing.T) {
 		t.Errorf("retry stored as due at %v, before its due time %v", got.Format(time.StampMicro), due.Format(time.StampMicro))
 	}
 	// Forwarding at a time just before the due time moves nothing.
-	if n, err := r.ForwardDueRetries(ctx, group, due.Add(-time.Microsecond), 10, "0"); err != nil || n != 0 {
+	if n, err := r.ForwardDueRetries(ctx, group, 0, due.Add(-time.Microsecond), 10, "0"); err != nil || n != 0 {
 		t.Errorf("forwarded %d (%v) before the due time, want 0", n, err)
 	}
-	if n, err := r.ForwardDueRetries(ctx, group, due.Add(time.Millisecond), 10, "0"); err != nil || n != 1 {
+	if n, err := r.ForwardDueRetries(ctx, group, 0, due.Add(time.Millisecond), 10, "0"); err != nil || n != 1 {
 		t.Errorf("forwarded %d (%v) after the due time, want 1", n, err)
 	}
 	if got := DueMillis(time.UnixMilli(5)); got != 5 {

@@ -1,10 +1,10 @@
 package rdb
 
-import "strconv"
+import "fmt"
 
-// Keys builds every Redis key name the product uses. It is the only place
-// that knows the key schema (see docs/architecture.md), so that a Redis
-// Cluster layout is a change here and not in the callers.
+// Keys builds every Redis key name the product uses. With schema.go (entry
+// and hash fields, retry members, status ids) it is the only place that
+// knows the Redis schema (see docs/architecture.md).
 //
 // Single-node layout (the default) keeps the platform's exact names:
 //
@@ -15,6 +15,17 @@ import "strconv"
 // Cluster layout wraps the prefix in a hash tag ({<prefix>}:events:main, ...)
 // so that every key lands in one hash slot and multi-key atomic steps
 // (ack + schedule retry, ack + move to DLQ) stay legal.
+//
+// Partitions: the main stream is partition 0 of a partitioned main stream
+// that has, today, exactly one partition (Partitions() == 1). The keys that
+// must change atomically with a partition's stream (its group's retries
+// stream, retry schedule and retry data, the status hashes and idempotency
+// keys of its events) belong to that partition: Partition(p) names them.
+// The DLQ, replay and consumer-registry keys are shared. The methods of
+// Keys that name per-partition keys without a partition (Main, Retries,
+// RetrySchedule, RetryData, Status, Idempotency) name partition 0's; code
+// that handles every partition iterates Partition(p) for p below
+// Partitions(). See docs/architecture.md for what more partitions need.
 type Keys struct {
 	base string
 }
@@ -28,49 +39,60 @@ func NewKeys(prefix string, cluster bool) Keys {
 	return Keys{base: prefix}
 }
 
-// Main is the stream holding every event.
+// Partitions is the number of partitions of the main stream: 1.
+func (k Keys) Partitions() int { return 1 }
+
+// Partition returns the keys of partition p, 0 <= p < Partitions(). It
+// panics for any other p: a partition index comes from iterating
+// Partitions() or from a stream's Partition, never from outside.
+func (k Keys) Partition(p int) PartitionKeys {
+	if p < 0 || p >= k.Partitions() {
+		panic(fmt.Sprintf("rdb: partition %d of %d", p, k.Partitions()))
+	}
+	return PartitionKeys{k: k, p: p}
+}
+
+// MainPartition is partition p's main stream; MainPartition(0) is Main().
+func (k Keys) MainPartition(p int) string { return k.Partition(p).Main() }
+
+// Main is the stream holding every event (partition 0's main stream).
 func (k Keys) Main() string { return k.base + ":events:main" }
 
 // DLQ is the dead-letter stream.
 func (k Keys) DLQ() string { return k.base + ":events:dlq" }
 
-// Replay is the stream holding replayed copies.
+// Replay is the stream holding replayed copies. Its entries are settled
+// with partition 0's keys (status hashes, retries).
 func (k Keys) Replay() string { return k.base + ":events:replay" }
 
 // Streams lists the three streams in a fixed order: main, DLQ, replay.
 func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }
 
-// ScopedID names an event within its tenant: event ids chosen by callers
-// are unique per tenant only. The tenant's length goes first, so that no
-// two (tenant, id) pairs give the same string.
-func ScopedID(tenantID, eventID string) string {
-	return strconv.Itoa(len(tenantID)) + ":" + tenantID + ":" + eventID
-}
-
 // Idempotency is the key remembering that a tenant's caller-supplied event
 // id was published, holding its stream id; it expires after the
 // idempotency window. Its hash tag (cluster layout) matches the main
-// stream's, so the check and the XADD are one atomic step.
+// stream's, so the check and the XADD are one atomic step. Partition 0's.
 func (k Keys) Idempotency(tenantID, eventID string) string {
 	return k.base + ":events:idem:" + ScopedID(tenantID, eventID)
 }
 
 // Retries is the group's stream of due retries: the retry forwarder moves
 // each due retry here, and the group's consumers read it like the main
-// stream, so retries get the same pending-entry recovery.
+// stream, so retries get the same pending-entry recovery. Partition 0's.
 func (k Keys) Retries(group string) string { return k.base + ":events:retries:" + group }
 
 // RetrySchedule is the group's sorted set of scheduled retries, scored by
-// due time in milliseconds.
+// due time in milliseconds. Partition 0's.
 func (k Keys) RetrySchedule(group string) string { return k.base + ":events:retry-schedule:" + group }
 
 // RetryData is the group's hash of scheduled retries: member -> JSON.
+// Partition 0's.
 func (k Keys) RetryData(group string) string { return k.base + ":events:retry-data:" + group }
 
 // Status is the group's per-event status hash, named by statusID (a
-// ScopedID, or "replay:<job>:<ScopedID>" for a replayed copy). It exists
-// only for events with a failure, or with several handlers while in
-// flight, and expires.
+// ScopedID, or a ReplayStatusID for a replayed copy); its fields are in
+// schema.go. It exists only for events with a failure, or with several
+// handlers while in flight, and expires. Partition 0's.
 func (k Keys) Status(group, statusID string) string {
 	return k.base + ":events:status:" + group + ":" + statusID
 }
@@ -82,3 +104,36 @@ func (k Keys) Status(group, statusID string) string {
 // DeadConsumerIdle is dead; the hash itself expires when no consumer of
 // the group refreshes it.
 func (k Keys) Consumers(group string) string { return k.base + ":events:consumers:" + group }
+
+// PartitionKeys names the keys of one partition: its main stream and the
+// keys that change atomically with it. In the cluster layout they share
+// one hash slot. Partition 0's names are today's exact names; with one
+// partition every PartitionKeys is partition 0's (a second partition gets
+// its own names, and its own hash tag, here).
+type PartitionKeys struct {
+	k Keys
+	p int
+}
+
+// Index is the partition's index.
+func (pk PartitionKeys) Index() int { return pk.p }
+
+// Main is the partition's main stream.
+func (pk PartitionKeys) Main() string { return pk.k.Main() }
+
+// Retries is the group's stream of the partition's due retries.
+func (pk PartitionKeys) Retries(group string) string { return pk.k.Retries(group) }
+
+// RetrySchedule is the group's schedule of the partition's retries.
+func (pk PartitionKeys) RetrySchedule(group string) string { return pk.k.RetrySchedule(group) }
+
+// RetryData is the group's data of the partition's scheduled retries.
+func (pk PartitionKeys) RetryData(group string) string { return pk.k.RetryData(group) }
+
+// Status is the group's status hash of an event of the partition.
+func (pk PartitionKeys) Status(group, statusID string) string { return pk.k.Status(group, statusID) }
+
+// Idempotency is the idempotency key of an event of the partition.
+func (pk PartitionKeys) Idempotency(tenantID, eventID string) string {
+	return pk.k.Idempotency(tenantID, eventID)
+}

@@ -15,7 +15,7 @@ import "github.com/redis/go-redis/v9"
 // ARGV[3..]  per event: flag ('1' checked, '0' not), payload
 //
 // Returns, per event, {stream id, 1 if duplicate else 0}.
-var publishIdempotent = redis.NewScript(`
+var publishIdempotent = redis.NewScript(luaSchema + `
 local out = {}
 local k = 2
 local n = (#ARGV - 2) / 2
@@ -30,10 +30,10 @@ for i = 1, n do
   else
     local id
     if ARGV[1] ~= '' then
-      id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[2 + 2 * i])
+      id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', F_EVENT, ARGV[2 + 2 * i])
       ARGV[1] = ''
     else
-      id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2 + 2 * i])
+      id = redis.call('XADD', KEYS[1], '*', F_EVENT, ARGV[2 + 2 * i])
     end
     if checked then
       redis.call('SET', KEYS[k], id, 'PX', ARGV[2])
@@ -72,29 +72,31 @@ if #p == 0 or p[1][2] ~= ARGV[9] then return -1 end
 // ARGV[9] consumer
 // then per operation 7 slots: kind, handler, handler JSON, a, b, c, flag
 //
-//	kind 'done':  flag '1' when it resolves an open retry
-//	kind 'retry': a due ms, b member, c data; flag '1' when it opens one
-//	kind 'dlq':   a payload, b meta JSON; flag '1' when it resolves one
-var settle = redis.NewScript(ownerCheck + `
+//	kind OP_DONE:  flag '1' when it resolves an open retry
+//	kind OP_RETRY: a due ms, b member, c data; flag '1' when it opens one
+//	kind OP_DLQ:   a payload, b meta JSON; flag '1' when it resolves one
+//
+// Field names and op kinds come from the schema (luaSchema).
+var settle = redis.NewScript(luaSchema + ownerCheck + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 local status = KEYS[2]
-redis.call('HSET', status, 'stream', ARGV[6], 'type', ARGV[7], 'tenant', ARGV[8])
+redis.call('HSET', status, S_STREAM, ARGV[6], S_TYPE, ARGV[7], S_TENANT, ARGV[8])
 for i = 10, #ARGV, 7 do
   local kind, handler, hjson = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local a, b, c, flag = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  redis.call('HSET', status, 'h:' .. handler, hjson)
-  if kind == 'retry' then
+  redis.call('HSET', status, S_HANDLER .. handler, hjson)
+  if kind == OP_RETRY then
     redis.call('ZADD', KEYS[3], a, b)
     redis.call('HSET', KEYS[4], b, c)
-    if flag == '1' then redis.call('HINCRBY', status, 'open', 1) end
+    if flag == '1' then redis.call('HINCRBY', status, S_OPEN, 1) end
   else
-    if kind == 'dlq' then
-      redis.call('XADD', KEYS[5], 'MINID', ARGV[5], '*', 'event', a, 'dlq', b)
+    if kind == OP_DLQ then
+      redis.call('XADD', KEYS[5], 'MINID', ARGV[5], '*', F_EVENT, a, F_DLQ, b)
     end
-    if flag == '1' then redis.call('HINCRBY', status, 'open', -1) end
+    if flag == '1' then redis.call('HINCRBY', status, S_OPEN, -1) end
   end
 end
-local open = tonumber(redis.call('HGET', status, 'open') or '0')
+local open = tonumber(redis.call('HGET', status, S_OPEN) or '0')
 if open > 0 then
   redis.call('PEXPIRE', status, ARGV[3])
 else
@@ -138,12 +140,12 @@ return n
 //
 // KEYS[1] retry schedule  KEYS[2] retry data  KEYS[3] retries stream
 // ARGV[1] now ms  ARGV[2] limit  ARGV[3] MINID (~) for the retries stream
-var forwardRetries = redis.NewScript(`
+var forwardRetries = redis.NewScript(luaSchema + `
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   local data = redis.call('HGET', KEYS[2], member)
   if data then
-    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'retry', data)
+    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', F_RETRY, data)
   end
   redis.call('ZREM', KEYS[1], member)
   redis.call('HDEL', KEYS[2], member)

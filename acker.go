@@ -14,15 +14,25 @@ const maxAckBatch = 1000
 
 // acker acknowledges fully handled entries in batches. Workers add entries
 // and go on at once; the flush loop sends everything added meanwhile in
-// one round trip (XACK, or MULTI/EXEC when status hashes go too), and
-// retries while Redis is away. An entry whose ack is lost (crash before
-// the flush) stays pending and is redelivered: at least once.
+// one round trip per partition (XACK, or MULTI/EXEC when status hashes go
+// too: a partition's streams and status keys share its hash slot in the
+// cluster layout), and retries while Redis is away. An entry whose ack is
+// lost (crash before the flush) stays pending and is redelivered: at
+// least once.
 type acker struct {
 	c *Consumer
 
 	mu      sync.Mutex
 	pending []ackItem
 	wake    chan struct{} // capacity 1
+
+	parts []ackGroup // the flush's batch by partition, reused (flush loop only)
+}
+
+// ackGroup is one partition's share of a flush.
+type ackGroup struct {
+	ids  map[string][]string // stream -> ids
+	keys []string            // status keys to delete
 }
 
 func newAcker(c *Consumer) *acker { return &acker{c: c, wake: make(chan struct{}, 1)} }
@@ -73,15 +83,7 @@ func (a *acker) flush(ctx context.Context) {
 		if n == 0 {
 			return
 		}
-		ids := map[string][]string{}
-		var keys []string
-		for _, it := range batch {
-			ids[it.stream] = append(ids[it.stream], it.id)
-			if it.statusKey != "" {
-				keys = append(keys, it.statusKey)
-			}
-		}
-		if err := a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, ids, keys); err != nil {
+		if err := a.send(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				return // shutting down: unacknowledged entries stay pending
 			}
@@ -97,4 +99,45 @@ func (a *acker) flush(ctx context.Context) {
 		a.pending = a.pending[n:]
 		a.mu.Unlock()
 	}
+}
+
+// send acknowledges batch: one Ack (one atomic step) per partition.
+func (a *acker) send(ctx context.Context, batch []ackItem) error {
+	if a.parts == nil {
+		a.parts = make([]ackGroup, a.c.bus.rdb.Keys().Partitions())
+	}
+	for i := range a.parts {
+		a.parts[i] = ackGroup{}
+	}
+	for _, it := range batch {
+		g := &a.parts[it.part]
+		if g.ids == nil {
+			g.ids = map[string][]string{}
+		}
+		g.ids[it.stream] = append(g.ids[it.stream], it.id)
+		if it.statusKey != "" {
+			g.keys = append(g.keys, it.statusKey)
+		}
+	}
+	for _, g := range a.parts {
+		if g.ids == nil {
+			continue
+		}
+		if err := a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, g.ids, g.keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type ackItem struct {
+	part       int // the partition of stream
+	stream, id string
+	statusKey  string // "" when the event has no status hash
+}
+
+// ack queues the acknowledgement of a fully handled entry of partition
+// part.
+func (c *Consumer) ack(part int, stream, id, statusKey string) {
+	c.acks.add(ackItem{part: part, stream: stream, id: id, statusKey: statusKey})
 }
