@@ -31,7 +31,7 @@ local function locate(stream, start, stop, id, tenant, cap)
     for _, e in ipairs(entries) do
       local f = e[2]
       for j = 1, #f, 2 do
-        if f[j] == 'event' and string.sub(f[j + 1], 1, n) == needle then
+        if f[j] == F_EVENT and string.sub(f[j + 1], 1, n) == needle then
           local ok, ev = pcall(cjson.decode, f[j + 1])
           if ok and ev.id == id and (tenant == '' or ev.tenantId == tenant) then
             return {e[1], tostring(ev.type or ''), tostring(ev.tenantId or '')}
@@ -53,7 +53,7 @@ end
 //
 // KEYS[1] the stream  ARGV[1] start  ARGV[2] stop  ARGV[3] event id
 // ARGV[4] tenant (empty for any)  ARGV[5] cap
-var locateEntry = redis.NewScript(locateLua + `
+var locateEntry = redis.NewScript(luaSchema + locateLua + `
 return locate(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 `)
 
@@ -84,7 +84,7 @@ return locate(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 // the event whose search hit the cap ({"", 3} for the others of its call).
 var publishChecked = redis.NewScript(publishCheckedSrc)
 
-const publishCheckedSrc = locateLua + `
+var publishCheckedSrc = luaSchema + locateLua + `
 local n = (#ARGV - 3) / 5
 local cap = tonumber(ARGV[3])
 local found = {}
@@ -132,10 +132,10 @@ for i = 1, n do
   else
     local id
     if ARGV[1] ~= '' then
-      id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[a + 1])
+      id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', F_EVENT, ARGV[a + 1])
       ARGV[1] = ''
     else
-      id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[a + 1])
+      id = redis.call('XADD', KEYS[1], '*', F_EVENT, ARGV[a + 1])
     end
     if flag ~= '0' then
       redis.call('SET', KEYS[k], id, 'PX', ARGV[2])

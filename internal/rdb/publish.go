@@ -60,7 +60,7 @@ func xadd(ctx context.Context, stream, minID string, payload []byte) *redis.Stri
 	if minID != "" {
 		args = append(args, "minid", "~", minID)
 	}
-	args = append(args, "*", "event", payload)
+	args = append(args, "*", FieldEvent, payload)
 	return redis.NewStringCmd(ctx, args...)
 }
 
