@@ -97,11 +97,21 @@ func (b *Bus) Status(ctx context.Context, tenantID, eventID string) (EventStatus
 // or a caller-supplied id older than the idempotency window);
 // ErrInvalidScope for a scope naming no tenant.
 func (in *Inspector) Status(ctx context.Context, scope Scope, eventID string) (EventStatus, error) {
-	b := in.b
 	if err := scope.Validate(); err != nil {
 		return EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}, err
 	}
-	tenantID := scope.TenantID()
+	st, err := in.status(ctx, scope.TenantID(), eventID)
+	if err == nil && !scope.Includes(st.TenantID) {
+		// Defence in depth: keys are per tenant, so this cannot happen.
+		return EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}, ErrNotFound
+	}
+	return st, err
+}
+
+// status reads the status of event eventID of tenant tenantID, "" for
+// every tenant (bus-made ids only).
+func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
+	b := in.b
 	st := EventStatus{EventID: eventID, TenantID: tenantID, Handlers: []HandlerStatus{}}
 	var err error
 	if tenantID == "" {
