@@ -207,3 +207,74 @@ func TestInspectorConsumers(t *testing.T) {
 		t.Errorf("Consumers after stop = %+v, %v; want none", cs, err)
 	}
 }
+
+// BenchmarkInspectorStatus: the status of a bus-made id without a status
+// hash (located by the time in its ULID) among 1,000 events.
+func BenchmarkInspectorStatus(b *testing.B) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(b)
+	bus := newBus(b, c, prefix, nil)
+	if err := bus.SetUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	events := make([]eventbus.Event, 1000)
+	for i := range events {
+		events[i] = eventbus.Event{Type: "orders.order.created", TenantID: "tenant-a", UserID: "u"}
+	}
+	res, err := bus.PublishBatch(ctx, events)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, id := bus.Inspector(), res[500].ID
+	for _, scope := range []eventbus.Scope{eventbus.TenantScope("tenant-a"), eventbus.AllTenants()} {
+		b.Run(scope.String(), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := in.Status(ctx, scope, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInspectorConsumers: the live consumers of a group with one
+// running consumer holding one pending entry.
+func BenchmarkInspectorConsumers(b *testing.B) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(b)
+	bus := newBus(b, c, prefix, func(cfg *eventbus.Config) { cfg.Block = 100 * time.Millisecond })
+	if err := bus.SetUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := bus.NewConsumer(eventbus.ConsumerConfig{Name: "bench-c1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	release := make(chan struct{})
+	if err := cons.Handle("holder", "orders.*", eventbus.HandlerFunc(func(ctx context.Context, ev eventbus.Event) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(runCtx) }()
+	defer func() { close(release); stop(); <-done }()
+	if _, err := bus.Publish(ctx, eventbus.Event{Type: "orders.order.held", TenantID: "t", UserID: "u"}); err != nil {
+		b.Fatal(err)
+	}
+	in := bus.Inspector()
+	waitFor(b, 10*time.Second, "a pending entry", func() bool {
+		cs, err := in.Consumers(ctx)
+		return err == nil && len(cs) == 1 && cs[0].Pending == 1
+	})
+	for b.Loop() {
+		if cs, err := in.Consumers(ctx); err != nil || len(cs) != 1 {
+			b.Fatal(cs, err)
+		}
+	}
+}
