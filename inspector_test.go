@@ -93,7 +93,8 @@ func TestInspectorStatusScopes(t *testing.T) {
 		// Bus.Status is the same read: "" is every tenant.
 		tenant := tt.scope.TenantID()
 		bst, berr := b.Status(ctx, tenant, tt.id)
-		if (berr == nil) != (err == nil) || !errors.Is(berr, eventbus.ErrNotFound) && berr != nil || bst.StreamID != st.StreamID || bst.State != st.State {
+		sameErr := berr == nil && err == nil || errors.Is(berr, eventbus.ErrNotFound) && errors.Is(err, eventbus.ErrNotFound)
+		if !sameErr || bst.StreamID != st.StreamID || bst.State != st.State || bst.TenantID != st.TenantID {
 			t.Errorf("Bus.Status(%q, %s) = %+v, %v; Inspector: %+v, %v", tenant, tt.id, bst, berr, st, err)
 		}
 	}
