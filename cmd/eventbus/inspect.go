@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/config"
 )
@@ -116,6 +118,9 @@ func openInspector(fs *flag.FlagSet, args []string, getenv func(string) string, 
 	if *timeout <= 0 {
 		return nil, nil, usageError{fmt.Errorf("--timeout %v: must be positive", *timeout)}
 	}
+	// go-redis's own lines (failed dials) would repeat the error that the
+	// command prints, unformatted.
+	redis.SetLogger(redisLogger{slog.New(slog.DiscardHandler)})
 	client, err := settings.RedisClient()
 	if err != nil {
 		return nil, nil, usageError{err}
