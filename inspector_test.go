@@ -98,10 +98,14 @@ func TestInspectorStatusScopes(t *testing.T) {
 			t.Errorf("Bus.Status(%q, %s) = %+v, %v; Inspector: %+v, %v", tenant, tt.id, bst, berr, st, err)
 		}
 	}
-	for _, s := range []eventbus.Scope{{}, eventbus.TenantScope("")} {
+	for _, s := range []eventbus.Scope{{}, eventbus.TenantScope(""), eventbus.TenantScope(" ")} {
 		if st, err := in.Status(ctx, s, made.ID); !errors.Is(err, eventbus.ErrInvalidScope) || st.StreamID != "" {
 			t.Errorf("Status with invalid scope %v = %+v, %v; want ErrInvalidScope", s, st, err)
 		}
+	}
+	// Bus.Status keeps its answer for a blank tenant: not found.
+	if st, err := b.Status(ctx, " ", made.ID); !errors.Is(err, eventbus.ErrNotFound) || st.StreamID != "" {
+		t.Errorf("Bus.Status with a blank tenant = %+v, %v; want ErrNotFound", st, err)
 	}
 }
 

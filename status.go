@@ -62,13 +62,18 @@ type HandlerStatus struct {
 
 // Status is the same as Inspector().Status with the scope of tenantID, or
 // AllTenants when tenantID is "" (then only ids the bus generated, ULIDs,
-// can be found).
+// can be found). A blank tenantID finds nothing (ErrNotFound, as before
+// scopes existed): no event has a blank tenant.
 func (b *Bus) Status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
 	scope := AllTenants()
 	if tenantID != "" {
 		scope = TenantScope(tenantID)
 	}
-	return b.Inspector().Status(ctx, scope, eventID)
+	st, err := b.Inspector().Status(ctx, scope, eventID)
+	if errors.Is(err, ErrInvalidScope) {
+		return st, ErrNotFound
+	}
+	return st, err
 }
 
 // Status reports the state of the event eventID in the bus's group,
