@@ -60,11 +60,27 @@ type HandlerStatus struct {
 	UpdatedAt     time.Time  `json:"updatedAt"`
 }
 
-// Status reports the state of the event eventID of tenant tenantID in the
-// bus's group, without scanning a stream. Event ids given by callers are
-// unique per tenant, so the tenant is needed to find them; with tenantID
-// "" only ids the bus generated (ULIDs) can be found, and the tenant is
-// read from the entry.
+// Status is the same as Inspector().Status with the scope of tenantID, or
+// AllTenants when tenantID is "" (then only ids the bus generated, ULIDs,
+// can be found). A blank tenantID finds nothing (ErrNotFound, as before
+// scopes existed): no event has a blank tenant.
+func (b *Bus) Status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
+	scope := AllTenants()
+	if tenantID != "" {
+		scope = TenantScope(tenantID)
+	}
+	st, err := b.Inspector().Status(ctx, scope, eventID)
+	if errors.Is(err, ErrInvalidScope) {
+		return st, ErrNotFound
+	}
+	return st, err
+}
+
+// Status reports the state of the event eventID in the bus's group,
+// without scanning a stream. Event ids given by callers are unique per
+// tenant, so a TenantScope is needed to find them; with AllTenants only
+// ids the bus generated (ULIDs) can be found, and the tenant is read from
+// the entry. With a TenantScope, another tenant's event is not found.
 //
 //   - Events with a failure (and multi-handler events in flight) have a
 //     status hash, written in the same atomic steps as the acks: it gives
@@ -83,8 +99,24 @@ type HandlerStatus struct {
 //
 // A completed event without failures leaves no key behind. ErrNotFound
 // when the event cannot be located (unknown id, another tenant's event,
-// or a caller-supplied id older than the idempotency window).
-func (b *Bus) Status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
+// or a caller-supplied id older than the idempotency window);
+// ErrInvalidScope for a scope naming no tenant.
+func (in *Inspector) Status(ctx context.Context, scope Scope, eventID string) (EventStatus, error) {
+	if err := scope.Validate(); err != nil {
+		return EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}, err
+	}
+	st, err := in.status(ctx, scope.TenantID(), eventID)
+	if err == nil && !scope.Includes(st.TenantID) {
+		// Defence in depth: keys are per tenant, so this cannot happen.
+		return EventStatus{EventID: eventID, Handlers: []HandlerStatus{}}, ErrNotFound
+	}
+	return st, err
+}
+
+// status reads the status of event eventID of tenant tenantID, "" for
+// every tenant (bus-made ids only).
+func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (EventStatus, error) {
+	b := in.b
 	st := EventStatus{EventID: eventID, TenantID: tenantID, Handlers: []HandlerStatus{}}
 	var err error
 	if tenantID == "" {

@@ -3,6 +3,8 @@
 //	eventbus serve     run the HTTP server (health, API) against Redis
 //	eventbus dev       like serve; uses an embedded in-memory Redis when none answers
 //	eventbus publish   publish an event (or one per stdin line, as one atomic batch)
+//	eventbus status    print an event's status (JSON)
+//	eventbus health    print the health report (JSON)
 //	eventbus version   print the version
 //
 // Settings come from flags and the environment, flags winning; run
@@ -32,6 +34,10 @@ Usage:
   eventbus publish --type T --tenant ID --user ID --data '{...}'
                             publish one event; --data - reads one JSON object per
                             line from stdin and publishes them as one atomic batch (at most 1000)
+  eventbus status [--tenant ID] <event-id>
+                            print the event's status as JSON; without --tenant only ids
+                            the bus generated are found (exit 1 when not found)
+  eventbus health           print the health report as JSON (exit 1 when unhealthy)
   eventbus version          print the version
 
 Run "eventbus <command> -h" for the flags of a command.
@@ -58,6 +64,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serve(ctx, args[1:], stdout, stderr, getenv, true)
 	case "publish":
 		err = publishCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "status":
+		err = statusCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "health":
+		err = healthCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "eventbus", version)
 	case "help", "-h", "--help":

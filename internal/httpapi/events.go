@@ -243,18 +243,16 @@ func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err e
 }
 
 // eventStatus serves GET /v1/events/{id}: the event's status in the
-// server's group. Another tenant's event answers 404, as an unknown one.
-// A platform token (tenant *) names the tenant with ?tenantId= to find
-// caller-supplied ids; ids the bus generated are found without it.
+// server's group, read through the Inspector. Another tenant's event
+// answers 404, as an unknown one. A tenant's token reads in its own
+// tenant's scope; a platform token (tenant *) reads across all tenants,
+// finding ids the bus generated, and names the tenant with ?tenantId= to
+// find caller-supplied ids.
 func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	tenant := p.TenantID
-	if tenant == auth.AllTenants {
-		tenant = r.URL.Query().Get("tenantId")
-	}
-	st, err := s.bus.Status(r.Context(), tenant, id)
+	st, err := s.insp.Status(r.Context(), statusScope(r, p), id)
 	switch {
-	case errors.Is(err, eventbus.ErrNotFound), err == nil && !p.SeesTenant(st.TenantID):
+	case errors.Is(err, eventbus.ErrNotFound), errors.Is(err, eventbus.ErrInvalidScope), err == nil && !p.SeesTenant(st.TenantID):
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %q not found", id))
 	case errors.Is(err, eventbus.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
@@ -267,4 +265,16 @@ func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Prin
 	default:
 		writeJSON(w, http.StatusOK, st)
 	}
+}
+
+// statusScope is the tenant scope of a read by p: its own tenant, or for
+// a platform token the ?tenantId= it names, else every tenant.
+func statusScope(r *http.Request, p auth.Principal) eventbus.Scope {
+	if p.TenantID != auth.AllTenants {
+		return eventbus.TenantScope(p.TenantID)
+	}
+	if t := r.URL.Query().Get("tenantId"); t != "" {
+		return eventbus.TenantScope(t)
+	}
+	return eventbus.AllTenants()
 }

@@ -18,7 +18,7 @@ import (
 func (s *Server) healthEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 	defer cancel()
-	h := s.bus.Health(ctx)
+	h := s.insp.Health(ctx)
 	status := http.StatusOK
 	if !h.Healthy {
 		status = http.StatusServiceUnavailable
@@ -27,7 +27,7 @@ func (s *Server) healthEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, h)
 		return
 	}
-	writeJSON(w, status, publicView(h, s.bus.Config().Group))
+	writeJSON(w, status, publicView(h, s.insp.Group()))
 }
 
 // isAdmin reports whether r carries a valid token of role admin or owner.

@@ -37,9 +37,13 @@ type Options struct {
 	HealthDetails bool
 }
 
-// Server holds the API's dependencies.
+// Server holds the API's dependencies. Every read (event status, the
+// health report) goes through insp, the bus's Inspector, the read side
+// that the CLI and the dashboard share; bus serves the writes
+// (publishing) and readiness.
 type Server struct {
 	bus           *eventbus.Bus
+	insp          *eventbus.Inspector
 	auth          *auth.Authenticator
 	log           *slog.Logger
 	budget        *bodyBudget
@@ -57,7 +61,7 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 		opt.Auth = auth.New("", nil)
 	}
 	lim := opt.Limits.withDefaults()
-	s := &Server{bus: bus, auth: opt.Auth, log: opt.Logger, budget: newBodyBudget(lim.MaxBodyMemory), healthDetails: opt.HealthDetails}
+	s := &Server{bus: bus, insp: bus.Inspector(), auth: opt.Auth, log: opt.Logger, budget: newBodyBudget(lim.MaxBodyMemory), healthDetails: opt.HealthDetails}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
