@@ -66,13 +66,16 @@ type GroupHealth struct {
 	DataAtRisk []string `json:"dataAtRisk,omitempty"`
 }
 
-// Health reports Redis reachability and the state of every stream and
+// Health is the same as Inspector().Health.
+func (b *Bus) Health(ctx context.Context) Health { return b.Inspector().Health(ctx) }
+
+// health reports Redis reachability and the state of every stream and
 // group. It never invents a number: lag that Redis cannot report is nil.
 // A group is flagged when entries it never read have been removed, or when
 // its oldest pending or oldest undelivered entry is within 10 % of the
 // retention horizon. Healthy is false when Redis is unreachable, a stream
 // is missing or unreadable, or data is at risk.
-func (b *Bus) Health(ctx context.Context) Health {
+func (b *Bus) health(ctx context.Context) Health {
 	now := time.Now().UTC()
 	h := Health{Timestamp: now}
 	k := b.rdb.Keys()

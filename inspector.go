@@ -83,10 +83,14 @@ func (in *Inspector) Group() string { return in.b.cfg.Group }
 
 // Health is the report served at GET /health/events and printed by
 // "eventbus health": Redis reachability and the state of every stream
-// and group (see Bus.Health for what it checks). It is not tenant data:
-// serve its details to operators only.
+// and group. It never invents a number: lag that Redis cannot report is
+// nil. A group is flagged when entries it never read have been removed,
+// or when its oldest pending or oldest undelivered entry is within 10 % of
+// the retention horizon. Healthy is false when Redis is unreachable, a
+// stream is missing or unreadable, or data is at risk. It is not tenant
+// data: serve its details to operators only.
 func (in *Inspector) Health(ctx context.Context) Health {
-	return in.b.Health(ctx)
+	return in.b.health(ctx)
 }
 
 // consumerLiveWindow: a consumer is listed as live while its last

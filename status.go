@@ -129,9 +129,9 @@ func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (Even
 		return st, wrapOp("status", err)
 	}
 	if len(h) > 0 {
-		st.StreamID, st.Type = h["stream"], h["type"]
+		st.StreamID, st.Type = h[rdb.StatusStream], h[rdb.StatusType]
 		for k, v := range h {
-			name, ok := strings.CutPrefix(k, "h:")
+			name, ok := strings.CutPrefix(k, rdb.StatusHandlerPrefix)
 			if !ok {
 				continue
 			}
@@ -244,7 +244,7 @@ func entryEnvelope(values map[string]any) (w struct {
 	Type     string `json:"type"`
 	TenantID string `json:"tenantId"`
 }) {
-	s, _ := values["event"].(string)
+	s, _ := values[rdb.FieldEvent].(string)
 	_ = json.Unmarshal([]byte(s), &w)
 	return w
 }
