@@ -315,6 +315,9 @@ func (h *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 }
 
 func TestPublishFailsFastWhileRedisDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops its own redis-server; run without -short")
+	}
 	srv := redistest.Start(t)
 	c := failFastClient(t, srv.Addr())
 	b := newBus(t, c, "pub", nil)

@@ -45,6 +45,9 @@ func statusOf(t *testing.T, url, token string) int {
 // header limit (431), idle timeout, platform JWTs refused unless allowed,
 // and every log line is JSON (net/http's own lines go through slog).
 func TestServeAppliesHTTPLimitsAndJWTPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("own redis-server and CLI process; run without -short")
+	}
 	rs := redistest.Start(t)
 	addr := freeAddr(t)
 	p := start(t, []string{"REDIS_URL=" + rs.URL(), "EVENTBUS_JWT_SECRET=" + hardeningSecret,
