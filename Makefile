@@ -43,11 +43,12 @@ bench-lib:
 # children inherit GOCOVERDIR=$(COVERDIR)/children; scripts/cover-report.sh
 # merges them with `go tool covdata` and prints the total and the root
 # package's figure, without and with the children. Processes killed with
-# SIGKILL write nothing.
+# SIGKILL write nothing. The mode is atomic everywhere: the CLI is built
+# with -race when it can, and covdata cannot merge modes.
 COVERDIR ?= $(or $(TMPDIR),/tmp)/eventbus-cover
 .PHONY: cover
 cover:
 	rm -rf $(COVERDIR) && mkdir -p $(COVERDIR)/tests $(COVERDIR)/children
 	COVER_TESTS=$(COVERDIR)/tests COVER_CHILDREN=$(COVERDIR)/children \
-		./scripts/test.sh -count=1 -cover -coverpkg=./... -exec $(CURDIR)/scripts/cover-exec.sh
+		./scripts/test.sh -count=1 -cover -covermode=atomic -coverpkg=./... -exec $(CURDIR)/scripts/cover-exec.sh
 	./scripts/cover-report.sh $(COVERDIR)

@@ -31,7 +31,10 @@ func platformJWT(t *testing.T) string {
 
 func statusOf(t *testing.T, url, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -58,7 +61,10 @@ func TestServeAppliesHTTPLimitsAndJWTPolicy(t *testing.T) {
 		return err == nil && code == http.StatusOK
 	})
 
-	req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("X-Filler", strings.Repeat("a", 64<<10))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("64 KiB of headers: %v %v, want 431", resp, err)

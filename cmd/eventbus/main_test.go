@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	// processes write their data to the GOCOVERDIR they inherit.
 	var cover []string
 	if os.Getenv("EVENTBUS_COVER") != "" {
-		cover = []string{"-cover", "-coverpkg=github.com/hyvve/eventbus/..."}
+		cover = []string{"-cover", "-covermode=atomic", "-coverpkg=github.com/hyvve/eventbus/..."}
 	}
 	build := func(flags ...string) ([]byte, error) {
 		args := append(append([]string{"build"}, flags...), cover...)
