@@ -136,9 +136,18 @@ var faultCases = []struct {
 	afterSend bool
 }{
 	{"not sent once", 1, false},
-	{"not sent until the breaker opens", 5, false},
+	{"not sent until the breaker opens", 5, false}, // threshold 3
 	{"reply lost once", 1, true},
 	{"reply lost until the breaker opens", 5, true},
+}
+
+// skipSlowFault skips, under -short, the cases that open the breaker:
+// they wait for its one-second cool-down.
+func skipSlowFault(t *testing.T, failures int) {
+	t.Helper()
+	if testing.Short() && failures > 1 {
+		t.Skip("waits for the breaker's cool-down; run without -short")
+	}
 }
 
 // A handler failure is recorded (retry scheduled or dead letter written,
@@ -146,9 +155,6 @@ var faultCases = []struct {
 // step fails several times and Redis then answers: one retry or one dead
 // letter, nothing pending, the handler not run again.
 func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault injection: waits for breaker cool-downs; run without -short")
-	}
 	for _, permanent := range []bool{false, true} {
 		for _, fc := range faultCases {
 			name := fc.name
@@ -158,6 +164,7 @@ func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
 				name = "retry/" + name
 			}
 			t.Run(name, func(t *testing.T) {
+				skipSlowFault(t, fc.failures)
 				ctx := context.Background()
 				c, prefix := redistest.Shared(t)
 				b := fastBus(t, c, prefix, nil)
@@ -248,9 +255,6 @@ func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
 // runs twice. One handler per event: a lone XACK; two: the second
 // handler's success travels with the ack in MULTI/EXEC (XACK + DEL).
 func TestAckRetriedAfterFaultsAcknowledgesEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault injection: waits for breaker cool-downs; run without -short")
-	}
 	const events = 50
 	for _, handlers := range []int{1, 2} {
 		for _, fc := range faultCases {
@@ -259,6 +263,7 @@ func TestAckRetriedAfterFaultsAcknowledgesEverything(t *testing.T) {
 				name = "multi/" + fc.name
 			}
 			t.Run(name, func(t *testing.T) {
+				skipSlowFault(t, fc.failures)
 				ctx := context.Background()
 				c, prefix := redistest.Shared(t)
 				b := fastBus(t, c, prefix, nil)
