@@ -18,4 +18,11 @@ if [ -n "$(ls -A "$dir/children")" ]; then
 else
   echo "with-children: no child process wrote coverage" >&2
 fi
+echo "per package (tests only, with children):"
+if [ -n "$(ls -A "$dir/children")" ]; then
+  paste <(go tool covdata percent -i="$tests" | awk '{print $1, $(NF-2)}') \
+    <(go tool covdata percent -i="$tests,$dir/children" | awk '{print $(NF-2)}')
+else
+  go tool covdata percent -i="$tests" | awk '{print $1, $(NF-2)}'
+fi
 echo "profiles: $dir/profile.*.txt (go tool cover -html=...)"
