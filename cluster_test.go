@@ -17,6 +17,9 @@ import (
 // Cluster: every atomic step (MULTI batches, the idempotency, settle,
 // retry-forwarding and claim scripts) must touch one hash slot.
 func TestRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node Redis Cluster; run without -short")
+	}
 	addrs := redistest.StartCluster(t, 3)
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	t.Cleanup(func() { c.Close() })

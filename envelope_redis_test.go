@@ -67,7 +67,9 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 	cons := fastConsumer(t, b, nil)
 	runs := newCounter()
 	mustHandle(t, cons, "h", "*", func(_ context.Context, ev eventbus.Event) error { runs.add(ev.ID); return nil })
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	main := prefix + ":events:main"
 	head := `{"id":"x","type":"a.b","tenantId":"t","userId":"u"`
@@ -81,11 +83,19 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 		{head + `,"timestamp":"0001-01-01T00:00:00Z"}`, "timestamp"},
 	}
 	want := map[string]string{} // stream id -> reason
+	add := func(event string) string {
+		t.Helper()
+		id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", event}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
 	for _, e := range bad {
-		want[c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", e.event}}).Val()] = e.reason
+		want[add(e.event)] = e.reason
 	}
 	replayed := `{"id":"r1","type":"a.b","tenantId":"t","userId":"u","replay":{"jobId":"j","originalStreamId":"1-0"}}`
-	c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", replayed}})
+	add(replayed)
 	waitFor(t, 10*time.Second, "the entry with a replay block handled", func() bool { return runs.get("r1") == 1 })
 	waitFor(t, 10*time.Second, "every bad entry in the DLQ", func() bool {
 		return c.XLen(ctx, prefix+":events:dlq").Val() >= int64(len(bad))
@@ -96,7 +106,9 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 	}
 	for _, e := range dlq {
 		var dl eventbus.DeadLetter
-		json.Unmarshal([]byte(e.Values["dlq"].(string)), &dl)
+		if err := json.Unmarshal([]byte(e.Values["dlq"].(string)), &dl); err != nil {
+			t.Fatalf("DLQ entry %s: %v", e.ID, err)
+		}
 		if reason, ok := want[dl.OriginalStreamID]; !ok || !strings.Contains(dl.Reason, reason) {
 			t.Errorf("entry %s reason %q, want it to mention %q", dl.OriginalStreamID, dl.Reason, reason)
 		}

@@ -31,7 +31,10 @@ func platformJWT(t *testing.T) string {
 
 func statusOf(t *testing.T, url, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -45,6 +48,9 @@ func statusOf(t *testing.T, url, token string) int {
 // header limit (431), idle timeout, platform JWTs refused unless allowed,
 // and every log line is JSON (net/http's own lines go through slog).
 func TestServeAppliesHTTPLimitsAndJWTPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("own redis-server and CLI process; run without -short")
+	}
 	rs := redistest.Start(t)
 	addr := freeAddr(t)
 	p := start(t, []string{"REDIS_URL=" + rs.URL(), "EVENTBUS_JWT_SECRET=" + hardeningSecret,
@@ -55,7 +61,10 @@ func TestServeAppliesHTTPLimitsAndJWTPolicy(t *testing.T) {
 		return err == nil && code == http.StatusOK
 	})
 
-	req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("X-Filler", strings.Repeat("a", 64<<10))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("64 KiB of headers: %v %v, want 431", resp, err)

@@ -27,10 +27,20 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "eventbus")
-	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	// make cover (EVENTBUS_COVER=1) builds the CLI with coverage too: its
+	// processes write their data to the GOCOVERDIR they inherit.
+	var cover []string
+	if os.Getenv("EVENTBUS_COVER") != "" {
+		cover = []string{"-cover", "-covermode=atomic", "-coverpkg=github.com/hyvve/eventbus/..."}
+	}
+	build := func(flags ...string) ([]byte, error) {
+		args := append(append([]string{"build"}, flags...), cover...)
+		return exec.Command("go", append(args, "-o", binary, ".")...).CombinedOutput()
+	}
+	out, err := build("-race")
 	if err != nil {
 		// -race needs cgo; fall back to a plain build.
-		out, err = exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		out, err = build()
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build eventbus: %v\n%s", err, out)
@@ -116,6 +126,9 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 }
 
 func TestDevRunsWithoutRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out dial failures of a CLI process; run without -short")
+	}
 	dead := freeAddr(t) // nothing listens here
 	addr := freeAddr(t)
 	p := start(t, []string{"REDIS_URL=redis://" + dead}, "dev", "--http-addr", addr)
@@ -163,6 +176,9 @@ func TestServeAgainstRedisAndGracefulStop(t *testing.T) {
 }
 
 func TestServeStartsWhileRedisDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for Redis to come up under a running CLI; run without -short")
+	}
 	rs := redistest.Start(t)
 	rs.Stop()
 	addr := freeAddr(t)

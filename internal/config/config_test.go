@@ -114,11 +114,17 @@ func TestLoadAcceptedForms(t *testing.T) {
 }
 
 func TestRedisClientKinds(t *testing.T) {
-	s, _ := load(nil, map[string]string{"EVENTBUS_CLUSTER_ADDRS": "127.0.0.1:7000", "REDIS_URL": "redis://127.0.0.1:6379/3"})
+	s, err := load(nil, map[string]string{"EVENTBUS_CLUSTER_ADDRS": "127.0.0.1:7000", "REDIS_URL": "redis://127.0.0.1:6379/3"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.RedisClient(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("cluster with db 3: err = %v, want ErrInvalid", err)
 	}
-	s, _ = load(nil, map[string]string{"EVENTBUS_SENTINEL_ADDRS": "127.0.0.1:26379", "EVENTBUS_SENTINEL_MASTER": "m"})
+	s, err = load(nil, map[string]string{"EVENTBUS_SENTINEL_ADDRS": "127.0.0.1:26379", "EVENTBUS_SENTINEL_MASTER": "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := s.RedisClient()
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +152,10 @@ func TestSentinelClientReachesTheMaster(t *testing.T) {
 	if err := bus.SetUp(ctx); err != nil {
 		t.Fatalf("set-up through Sentinel: %v", err)
 	}
-	ev, _ := eventbus.NewEvent("approval.item.approved", "t", "u", nil)
+	ev, err := eventbus.NewEvent("approval.item.approved", "t", "u", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := bus.Publish(ctx, ev)
 	if err != nil {
 		t.Fatalf("publish through Sentinel: %v", err)
