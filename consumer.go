@@ -347,7 +347,7 @@ func (c *Consumer) retryRedis(op func(ctx context.Context) error) bool {
 		if c.handlerCtx.Err() != nil {
 			return false
 		}
-		if errors.Is(err, rdb.ErrNotOwner) {
+		if errors.Is(err, rdb.ErrNotOwner) || errors.Is(err, rdb.ErrNotPending) {
 			c.log.LogAttrs(context.Background(), slog.LevelInfo, "entry claimed by another consumer; its outcome is theirs", slog.String("error", err.Error()))
 			return false
 		}

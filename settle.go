@@ -119,7 +119,7 @@ func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.Sett
 // settle records a delivery's outcome for event eventID, retrying while
 // Redis is away.
 func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
-	if !c.retryRedis(func(ctx context.Context) error { return c.bus.rdb.Settle(ctx, args) }) {
+	if !c.retryRedis(func(ctx context.Context) error { return recorded(c.bus.rdb.Settle(ctx, args)) }) {
 		return // left pending (shutdown), or claimed by another consumer
 	}
 	for _, op := range args.Ops {
@@ -140,7 +140,7 @@ func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payl
 		Errors: []AttemptError{{Attempt: 0, At: now, Message: reason}}, MovedAt: now, Reason: reason,
 	})
 	if c.retryRedis(func(ctx context.Context) error {
-		return c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ))
+		return recorded(c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, c.cfg.Name, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ)))
 	}) {
 		c.deadLettered.Add(1)
 		c.log.LogAttrs(context.Background(), slog.LevelWarn, "invalid entry dead-lettered",
@@ -153,4 +153,16 @@ func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payl
 func entryAsJSON(m redis.XMessage) string {
 	b, _ := json.Marshal(m.Values)
 	return string(b)
+}
+
+// recorded treats ErrNotPending from a settling step as success: the entry
+// is pending nowhere, so its outcome is recorded already — by an earlier
+// send of this very step whose reply was lost (go-redis's or retryRedis's
+// resend), or, rarely, by another consumer that claimed and finished it
+// meanwhile (then this consumer's counters and logs count it too).
+func recorded(err error) error {
+	if errors.Is(err, rdb.ErrNotPending) {
+		return nil
+	}
+	return err
 }

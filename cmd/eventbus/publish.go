@@ -133,7 +133,7 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 	}
 	if len(missing) > 0 {
-		return &eventbus.OutcomeUnknownError{TenantID: *tenant, EventIDs: missing, Err: errors.New("Redis answered no stream id")}
+		return &eventbus.OutcomeUnknownError{TenantID: *tenant, EventIDs: missing, Err: errors.New("no stream id in the reply")}
 	}
 	enc := json.NewEncoder(stdout)
 	for _, p := range res {

@@ -76,6 +76,21 @@ type SettleOp struct {
 // consumer (another consumer claimed it): its outcome is not recorded here.
 var ErrNotOwner = errors.New("entry no longer owned by this consumer")
 
+// ErrNotPending is returned when an entry is pending at no consumer: it
+// was acknowledged already, by an earlier send of the same step whose
+// reply was lost, or by another consumer that claimed and finished it.
+// Either way its outcome is recorded, and nothing was changed.
+var ErrNotPending = errors.New("entry no longer pending")
+
+// ownerErr turns an ownership-checked script's negative answer into
+// ErrNotOwner (-1) or ErrNotPending (-2).
+func ownerErr(n int) error {
+	if n == -2 {
+		return ErrNotPending
+	}
+	return ErrNotOwner
+}
+
 // SettleArgs describes one delivery's outcome.
 type SettleArgs struct {
 	// Partition is the partition of the entry's stream: the status hash
@@ -118,7 +133,7 @@ func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 		return fmt.Errorf("settle %s: %w", a.EntryID, err)
 	}
 	if n < 0 {
-		return fmt.Errorf("settle %s: %w", a.EntryID, ErrNotOwner)
+		return fmt.Errorf("settle %s: %w", a.EntryID, ownerErr(n))
 	}
 	return nil
 }
@@ -135,15 +150,17 @@ func DueMillis(t time.Time) int64 {
 }
 
 // DeadLetterEntry moves an entry that cannot be decoded to the DLQ and
-// acknowledges it, in one MULTI/EXEC.
-func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, id, payload string, meta []byte, dlqMinID string) error {
-	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DLQ(), MinID: dlqMinID, Values: []any{FieldEvent, payload, FieldDLQ, meta}})
-		p.XAck(ctx, stream, group, id)
-		return nil
-	})
+// acknowledges it, in one atomic step, only while consumer still owns it:
+// ErrNotOwner or ErrNotPending (nothing changed) otherwise, so a send
+// repeated after a lost reply writes one dead letter.
+func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, consumer, id, payload string, meta []byte, dlqMinID string) error {
+	n, err := deadLetterEntry.Run(ctx, r.c, []string{stream, r.keys.DLQ()},
+		group, id, dlqMinID, payload, meta, "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", id, err)
+	}
+	if n < 0 {
+		return fmt.Errorf("dead-letter %s: %w", id, ownerErr(n))
 	}
 	return nil
 }
@@ -288,7 +305,7 @@ func (r *RDB) MarkHandler(ctx context.Context, group string, p int, statusID, ha
 		return fmt.Errorf("mark handler %s: %w", handler, err)
 	}
 	if n < 0 {
-		return fmt.Errorf("mark handler %s: %w", handler, ErrNotOwner)
+		return fmt.Errorf("mark handler %s: %w", handler, ownerErr(n))
 	}
 	return nil
 }

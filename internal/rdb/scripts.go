@@ -3,20 +3,38 @@ package rdb
 import "github.com/redis/go-redis/v9"
 
 // ownerCheck is the Lua prologue of every step that settles or touches an
-// entry in flight: it returns -1 and changes nothing unless the entry is
-// still pending at ARGV[9] (this consumer). Another consumer may have
-// claimed it meanwhile; that consumer then owns the outcome.
+// entry in flight: it changes nothing unless the entry is still pending at
+// ARGV[9] (this consumer). It returns -1 when another consumer holds the
+// entry (it claimed it meanwhile and owns the outcome), and -2 when the
+// entry is pending nowhere: acknowledged already, by an earlier run of the
+// same step whose reply was lost, or by another consumer that claimed and
+// finished it. Steps that check ownership can therefore be sent again
+// safely after a lost reply.
 // KEYS[1] the entry's stream, ARGV[1] group, ARGV[2] entry id.
 const ownerCheck = `
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 or p[1][2] ~= ARGV[9] then return -1 end
+if #p == 0 then return -2 end
+if p[1][2] ~= ARGV[9] then return -1 end
 `
+
+// deadLetterEntry moves an entry that is not a valid event to the DLQ and
+// acknowledges it, only while this consumer owns it (ownerCheck), so that
+// a send repeated after a lost reply writes one dead letter.
+//
+// KEYS[1] the entry's stream  KEYS[2] the DLQ stream
+// ARGV[1] group  ARGV[2] entry id  ARGV[3] DLQ MINID (exact)
+// ARGV[4] payload  ARGV[5] meta JSON  ARGV[6..8] unused  ARGV[9] consumer
+var deadLetterEntry = redis.NewScript(luaSchema + ownerCheck + `
+redis.call('XADD', KEYS[2], 'MINID', ARGV[3], '*', F_EVENT, ARGV[4], F_DLQ, ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
 
 // settle records the outcome of one delivery in one atomic step: the
 // entry is acknowledged first (so nothing below can repeat if a later
 // command failed), then handler outcomes go to the status hash, retries
 // are scheduled and dead letters written. It returns -1 and does nothing
-// when this consumer no longer owns the entry.
+// when another consumer owns the entry, -2 when it is pending nowhere.
 //
 // KEYS[1] the entry's stream     KEYS[2] the status hash
 // KEYS[3] the retry schedule     KEYS[4] the retry data hash

@@ -119,6 +119,15 @@ func TestSettleScript(t *testing.T) {
 		t.Errorf("retry data %q", d)
 	}
 
+	// The same settle sent again (its first reply lost): the entry is
+	// pending nowhere, so nothing changes and the answer says so.
+	if err := r.Settle(ctx, args); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("repeated settle: %v, want ErrNotPending", err)
+	}
+	if n := c.HLen(ctx, k.RetryData(testGroup)).Val(); n != 1 {
+		t.Errorf("%d retries scheduled after a repeated settle, want 1", n)
+	}
+
 	// The retry's last attempt fails: dead-lettered, the retry resolved.
 	rid := deliver(t, c, k.Retries(testGroup), "me")
 	err := r.Settle(ctx, SettleArgs{
@@ -276,5 +285,32 @@ func TestDeleteIdleConsumerScript(t *testing.T) {
 	}
 	if reg := c.HKeys(ctx, k.Consumers(testGroup)).Val(); !slices.Equal(reg, []string{"holder"}) {
 		t.Errorf("registry %v, want [holder]", reg)
+	}
+}
+
+// deadLetterEntry writes the dead letter and acknowledges the entry in one
+// step, only for its owner; sent again after a lost reply it writes
+// nothing more.
+func TestDeadLetterEntryScript(t *testing.T) {
+	ctx, c, r := scriptFixture(t)
+	main := r.Keys().Main()
+	id := deliver(t, c, main, "me")
+	if err := r.DeadLetterEntry(ctx, main, testGroup, "other", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("dead-letter by a foreign consumer: %v, want ErrNotOwner", err)
+	}
+	if n := c.XLen(ctx, r.Keys().DLQ()).Val(); n != 0 {
+		t.Fatalf("%d dead letters after a refused step", n)
+	}
+	for i, want := range []error{nil, ErrNotPending} {
+		if err := r.DeadLetterEntry(ctx, main, testGroup, "me", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, want) {
+			t.Fatalf("send %d: %v, want %v", i+1, err, want)
+		}
+	}
+	dlq := c.XRange(ctx, r.Keys().DLQ(), "-", "+").Val()
+	if len(dlq) != 1 || dlq[0].Values[FieldEvent] != "raw" || dlq[0].Values[FieldDLQ] != `{"reason":"bad"}` {
+		t.Errorf("DLQ %v, want one entry", dlq)
+	}
+	if owner, _, _ := pendingAt(t, c, main, id); owner != "" {
+		t.Errorf("entry still pending at %q", owner)
 	}
 }
