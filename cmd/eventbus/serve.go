@@ -93,6 +93,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			MaxHeaderBytes: settings.HTTP.MaxHeaderBytes,
 			MaxRequests:    settings.HTTP.MaxRequests,
 			MaxBodyMemory:  settings.HTTP.MaxBodyMemory,
+			MaxConnections: settings.HTTP.MaxConnections,
 		},
 		// dev is for a local try-out: the full health report for everyone.
 		HealthDetails: settings.HealthDetails || dev,
@@ -108,7 +109,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	wg.Go(func() { _ = bus.Run(runCtx) })
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(httpapi.LimitListener(ln, settings.HTTP.MaxConnections)) }()
 
 	select {
 	case err = <-serveErr:

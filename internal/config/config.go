@@ -72,6 +72,9 @@ type HTTPLimits struct {
 	// MaxBodyMemory bounds the bytes of request bodies held at once (503
 	// while full; 413 for a body larger than all of it).
 	MaxBodyMemory int64
+	// MaxConnections bounds the client connections open at once (extra
+	// ones are closed at once).
+	MaxConnections int
 }
 
 // setting is one row of the configuration table: an environment variable,
@@ -121,6 +124,7 @@ func table() []*setting {
 		{env: "EVENTBUS_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", def: "60s", usage: "idle keep-alive connections are closed after this"},
 		{env: "EVENTBUS_HTTP_MAX_HEADER_BYTES", flag: "http-max-header-bytes", def: "65536", usage: "largest request line and headers in bytes (431 over it)"},
 		{env: "EVENTBUS_HTTP_MAX_REQUESTS", flag: "http-max-requests", def: "256", usage: "requests served at once, health probes aside (503 over it)"},
+		{env: "EVENTBUS_HTTP_MAX_CONNECTIONS", flag: "http-max-connections", def: "10000", usage: "client connections open at once; more are closed at once (keep below ulimit -n)"},
 		{env: "EVENTBUS_HTTP_MAX_BODY_MEMORY", flag: "http-max-body-memory", def: "67108864", usage: "bytes of request bodies held at once (503 while full)"},
 		{env: "EVENTBUS_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret shared with the platform (enables JWT bearer tokens)", secret: true},
 		{env: "EVENTBUS_JWT_ALLOW_PLATFORM", flag: "jwt-allow-platform", def: "false", usage: "let JWTs of tenant * act for every tenant", boolean: true},
@@ -269,6 +273,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if s.HTTP.MaxRequests, err = strconv.Atoi(val("http-max-requests")); err != nil || s.HTTP.MaxRequests < 1 || s.HTTP.MaxRequests > 100000 {
 		return s, bad("http-max-requests", "want an integer from 1 to 100000")
+	}
+	if s.HTTP.MaxConnections, err = strconv.Atoi(val("http-max-connections")); err != nil || s.HTTP.MaxConnections < 1 || s.HTTP.MaxConnections > 1000000 {
+		return s, bad("http-max-connections", "want an integer from 1 to 1000000")
 	}
 	// The budget must hold at least one single-event request (the event
 	// plus room for whitespace).

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,9 @@ type Limits struct {
 	MaxRequests int
 	// MaxProbes bounds the health probes served at once.
 	MaxProbes int
+	// MaxConnections bounds the client connections open at once (see
+	// LimitListener). Keep it below the process's file limit (ulimit -n).
+	MaxConnections int
 	// MaxBodyMemory bounds the bytes of request bodies held at once. A
 	// request reserves its Content-Length (or its route's limit when the
 	// length is not sent) before reading; while the budget is spent it is
@@ -52,6 +57,7 @@ var DefaultLimits = Limits{
 	MaxRequests:       256,
 	MaxProbes:         16,
 	MaxBodyMemory:     64 << 20,
+	MaxConnections:    10000,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -80,7 +86,60 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxBodyMemory <= 0 {
 		l.MaxBodyMemory = d.MaxBodyMemory
 	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = d.MaxConnections
+	}
 	return l
+}
+
+// LimitListener wraps ln so that at most max client connections (0: the
+// default, 10,000) are open at once. A connection beyond the limit is
+// closed as soon as it is accepted, rather than left in the kernel's accept
+// queue: file descriptors never run out (20,000 idle connections used to
+// exhaust them), the queue never fills, and once a connection ends (the
+// idle, header and read timeouts end stalled ones) a new one is served.
+func LimitListener(ln net.Listener, max int) net.Listener {
+	if max <= 0 {
+		max = DefaultLimits.MaxConnections
+	}
+	return &limitListener{Listener: ln, max: int64(max)}
+}
+
+type limitListener struct {
+	net.Listener
+	max     int64
+	open    atomic.Int64
+	refused atomic.Int64
+}
+
+// Accept returns the next connection within the limit; connections beyond
+// it are closed and counted.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &limitedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refused.Add(1)
+		_ = c.Close()
+	}
+}
+
+// limitedConn gives its slot back once, when closed.
+type limitedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return err
 }
 
 // NewServer returns an http.Server serving the API (New) with the
