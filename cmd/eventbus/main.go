@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -81,10 +82,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "eventbus:", err)
+		fmt.Fprintln(stderr, "eventbus:", strings.TrimPrefix(err.Error(), "eventbus: "))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "eventbus:", err)
+		fmt.Fprintln(stderr, "eventbus:", strings.TrimPrefix(err.Error(), "eventbus: "))
 		return 1
 	}
 }

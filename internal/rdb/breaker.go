@@ -1,6 +1,7 @@
 package rdb
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -19,6 +20,7 @@ type breaker struct {
 
 	mu        sync.Mutex
 	failures  int
+	cause     string    // the last failure's error, told to refused callers
 	openUntil time.Time // while failures >= threshold: when the next probe may go
 }
 
@@ -40,6 +42,29 @@ func (b *breaker) allow() (ok, probe bool) {
 	}
 	b.openUntil = now.Add(b.cooldown) // the next probe slot
 	return true, true
+}
+
+// refusal is the error of a call the breaker refuses: errBreakerOpen with
+// the last failure's cause, so that a refused caller learns why Redis is
+// unusable (down, or refusing our password).
+func (b *breaker) refusal() error {
+	b.mu.Lock()
+	cause := b.cause
+	b.mu.Unlock()
+	if cause == "" {
+		return errBreakerOpen
+	}
+	return fmt.Errorf("%w (last error: %s)", errBreakerOpen, cause)
+}
+
+// fail records a failed call with its cause.
+func (b *breaker) fail(err error) {
+	b.record(true)
+	if err != nil {
+		b.mu.Lock()
+		b.cause = err.Error()
+		b.mu.Unlock()
+	}
 }
 
 // record counts the outcome of a call that went to Redis.

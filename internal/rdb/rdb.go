@@ -116,7 +116,7 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		ctx, ok := h.admit(ctx)
 		if !ok {
-			err := wrapUnavailable(errBreakerOpen)
+			err := wrapUnavailable(h.brk.refusal())
 			cmd.SetErr(err)
 			return err
 		}
@@ -129,7 +129,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		ctx, ok := h.admit(ctx)
 		if !ok {
-			err := wrapUnavailable(errBreakerOpen)
+			err := wrapUnavailable(h.brk.refusal())
 			for _, c := range cmds {
 				c.SetErr(err)
 			}
@@ -137,7 +137,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		}
 		err := next(ctx, cmds)
 		if unavailable(err) {
-			h.brk.record(true)
+			h.brk.fail(err)
 			werr := wrapUnavailable(err)
 			for _, c := range cmds {
 				if c.Err() != nil && unavailable(c.Err()) {
@@ -159,7 +159,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 
 func (h *hook) after(err error, cmd redis.Cmder) error {
 	if unavailable(err) {
-		h.brk.record(true)
+		h.brk.fail(err)
 		err = wrapUnavailable(err)
 		cmd.SetErr(err)
 		return err
