@@ -35,6 +35,9 @@ func deadLetters(t *testing.T, c redis.UniversalClient, prefix string) []eventbu
 // An entry that kills every consumer that reads it goes to the DLQ after
 // MaxDeliveries deliveries, and the consumers carry on.
 func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crashes consumers until the entry is dead-lettered: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -108,6 +111,9 @@ func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
 // handler only consumer 2 has is run by consumer 2, never dead-lettered by
 // consumer 1.
 func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a scheduled retry to reach another consumer: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	busFor := func(name string) *eventbus.Bus {
@@ -184,6 +190,9 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 // When no consumer of the group has the handler, the retry goes to the
 // DLQ once UnknownHandlerTimeout has passed, with that reason.
 func TestRetryWithoutAnyConsumerOfItsHandlerEndsInDLQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for retries to run out into the DLQ: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -304,6 +313,9 @@ func TestHealthLagIsCrossCheckedAfterAOFRestart(t *testing.T) {
 // time from its last delivery) is not removed as dead; consumers without a
 // heartbeat are.
 func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("watches a quiet stream past the dead-consumer timeout: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	main := testKeys(prefix).Main()
@@ -366,6 +378,9 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 // consumer while it was held up (a pause past ClaimIdle) does not run
 // them again.
 func TestEntriesTakenOverWhileQueuedAreNotRunAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for queued entries to be claimed by another consumer: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Consumer = "held" })

@@ -178,6 +178,9 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 }
 
 func TestRedisLostAndBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops and restarts its own Redis: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	c := failFastClient(t, srv.Addr())
 	counter := &countingHook{}

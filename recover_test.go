@@ -15,6 +15,9 @@ import (
 )
 
 func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a dead consumer's entries to be claimed and the consumer removed: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -135,6 +138,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 }
 
 func TestConsumerStartsWithRedisDownAndRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a consumer with its own Redis down, then starts Redis: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	srv.Stop()
 	c := failFastClient(t, srv.Addr())
@@ -165,6 +171,9 @@ func TestConsumerStartsWithRedisDownAndRecovers(t *testing.T) {
 // Entries this consumer still holds (queued behind a busy worker, or in a
 // run of slow handlers) are not reclaimed as if their consumer were dead.
 func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits past the claim idle time with entries in flight: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)

@@ -115,6 +115,9 @@ func TestRunStartsWhileRedisDownAndSetsUpWhenItComes(t *testing.T) {
 }
 
 func TestSetUpAgainAfterRedisComesBackEmpty(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts its own Redis empty: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	c := failFastClient(t, srv.Addr())
 	b := newBus(t, c, "flush", nil)
