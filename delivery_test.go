@@ -256,7 +256,9 @@ func TestHealthLagIsCrossCheckedAfterAOFRestart(t *testing.T) {
 			t.Fatalf("read %v %v, want %d entries", res, err, n)
 		}
 		for _, m := range res[0].Messages {
-			c.XAck(ctx, main, eventbus.DefaultGroup, m.ID)
+			if err := c.XAck(ctx, main, eventbus.DefaultGroup, m.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	readAndAck(3)
@@ -358,8 +360,11 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingCount(t, c, main, eventbus.DefaultGroup) == 0 })
 	stopped()
-	// A consumer that read once and died without ever sending a heartbeat.
-	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 1, Block: -1})
+	// A consumer that read once (nothing: redis.Nil) and died without ever
+	// sending a heartbeat.
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 1, Block: -1}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
 	waitFor(t, 15*time.Second, "the stopped consumer and the ghost removed", func() bool {
 		names := consumers()
 		return !slices.Contains(names, "stopped") && !slices.Contains(names, "ghost")
@@ -426,7 +431,9 @@ func TestEntriesTakenOverWhileQueuedAreNotRunAgain(t *testing.T) {
 	if err := c.XClaim(ctx, &redis.XClaimArgs{Stream: main, Group: eventbus.DefaultGroup, Consumer: "other", MinIdle: 0, Messages: queued}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	c.XAck(ctx, main, eventbus.DefaultGroup, queued...)
+	if err := c.XAck(ctx, main, eventbus.DefaultGroup, queued...).Err(); err != nil {
+		t.Fatal(err)
+	}
 	// Hold the worker past ClaimIdle/2 since the read, then let it go on.
 	for time.Since(readAt) < claimIdle/2+500*time.Millisecond {
 		time.Sleep(50 * time.Millisecond) // the pause being simulated

@@ -30,7 +30,9 @@ func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
 	got := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 10, Block: -1}).Val()
 	entries := got[0].Messages
 	// Two of them are trimmed or deleted meanwhile.
-	c.XDel(ctx, main, entries[0].ID, entries[1].ID)
+	if err := c.XDel(ctx, main, entries[0].ID, entries[1].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
 		// ClaimIdle well above the 700 ms observation window below, so that
@@ -74,7 +76,9 @@ func TestGracefulShutdownFinishesInFlightHandlers(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cons := fastConsumer(t, b, nil)
 	started := make(chan struct{}, 1)
 	finished := make(chan struct{}, 1)
@@ -87,7 +91,9 @@ func TestGracefulShutdownFinishesInFlightHandlers(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- cons.Run(runCtx) }()
-	b.Publish(ctx, approved("t"))
+	if _, err := b.Publish(ctx, approved("t")); err != nil {
+		t.Fatal(err)
+	}
 	<-started
 	cancel()
 	if err := <-done; err != nil {
@@ -107,7 +113,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) { cfg.ShutdownTimeout = 200 * time.Millisecond })
 	started := make(chan struct{}, 1)
 	mustHandle(t, cons, "stuck", "*", func(hctx context.Context, _ eventbus.Event) error {
@@ -118,7 +126,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- cons.Run(runCtx) }()
-	b.Publish(ctx, approved("t"))
+	if _, err := b.Publish(ctx, approved("t")); err != nil {
+		t.Fatal(err)
+	}
 	<-started
 	cancel()
 	select {
@@ -177,7 +187,9 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Touches come every ClaimIdle/3 (667 ms): over a second of margin
 	// before a late touch lets an entry be claimed on a loaded machine.
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
