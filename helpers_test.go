@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,3 +79,9 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // testKeys is the key schema of a test's prefix (the single-node layout):
 // tests name keys through it, never by literal.
 func testKeys(prefix string) rdb.Keys { return rdb.NewKeys(prefix, false) }
+
+// idempotencyKeys is the KEYS pattern matching every idempotency key of a
+// test's prefix: the key of an empty scoped id without that id.
+func idempotencyKeys(prefix string) string {
+	return strings.TrimSuffix(testKeys(prefix).Idempotency("", ""), rdb.ScopedID("", "")) + "*"
+}

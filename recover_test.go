@@ -232,7 +232,7 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 		if err != nil || st.State != eventbus.StateCompleted {
 			t.Errorf("status %+v %v", st, err)
 		}
-		if open := c.HGet(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id)), "open").Val(); open != "0" {
+		if open := c.HGet(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id)), rdb.StatusOpen).Val(); open != "0" {
 			t.Errorf("event %s: open retries %q, want 0", id, open)
 		}
 	}

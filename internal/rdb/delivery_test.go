@@ -21,7 +21,7 @@ func TestSettleStoresRetryDueTimeRoundedUp(t *testing.T) {
 	if err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	id := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}}).Val()
+	id := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{FieldEvent, "{}"}}).Val()
 	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "me", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestSettleStoresRetryDueTimeRoundedUp(t *testing.T) {
 	err := r.Settle(ctx, SettleArgs{
 		Stream: stream, Group: group, EntryID: id, Consumer: "me", EventID: "e1", EventStreamID: id,
 		OpenTTL: time.Minute, ResolvedTTL: time.Minute, DLQMinID: "0",
-		Ops: []SettleOp{{Kind: "retry", Handler: "h", Record: []byte("{}"), Due: due, Member: "m", Data: []byte("{}"), Flag: true}},
+		Ops: []SettleOp{{Kind: OpRetry, Handler: "h", Record: []byte("{}"), Due: due, Member: "m", Data: []byte("{}"), Flag: true}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}}).Err(); err != nil {
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{FieldEvent, "{}"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Err(); err != nil {
