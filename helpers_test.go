@@ -60,7 +60,12 @@ func newBus(t testing.TB, client redis.UniversalClient, prefix string, mutate fu
 func runBus(t testing.TB, b *eventbus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = b.Run(ctx) }()
+	go func() {
+		defer close(done)
+		if err := b.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err) // nil after a cancellation
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
 

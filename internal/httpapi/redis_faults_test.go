@@ -96,7 +96,12 @@ func TestReadyzNoticesVanishedStreams(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = bus.Run(ctx) }()
+	go func() {
+		defer close(done)
+		if err := bus.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err) // nil after a cancellation
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	waitReady := func(want int) int {
