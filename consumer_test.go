@@ -217,7 +217,10 @@ func TestRetriesRunOnlyTheFailedHandler(t *testing.T) {
 		t.Errorf("order %v: lower priority must run first", order)
 	}
 	mu.Unlock()
-	st, _ := b.Status(context.Background(), "", p.ID)
+	st, err := b.Status(context.Background(), "", p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(st.Handlers) != 2 || st.Handlers[1].Name != "b" || st.Handlers[1].Attempts != 3 || st.Handlers[1].State != "succeeded" {
 		t.Errorf("status handlers %+v", st.Handlers)
 	}
@@ -302,9 +305,14 @@ func TestPermanentErrorGoesToDLQAtOnce(t *testing.T) {
 		return eventbus.Permanent(errors.New("schema mismatch"))
 	})
 	mustHandle(t, cons, "fine", "*", func(context.Context, eventbus.Event) error { return nil })
-	b.SetUp(context.Background())
+	if err := b.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
-	p, _ := b.Publish(context.Background(), approved("t1"))
+	p, err := b.Publish(context.Background(), approved("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "DLQ entry", func() bool { return c.XLen(context.Background(), testKeys(prefix).DLQ()).Val() == 1 })
 	st, err := b.Status(context.Background(), "", p.ID)
 	if err != nil || st.State != eventbus.StateDLQ || runs.Load() != 1 {
@@ -319,7 +327,9 @@ func TestBadEntriesGoToDLQAndTheLoopContinues(t *testing.T) {
 	cons := fastConsumer(t, b, nil)
 	runs := newCounter()
 	mustHandle(t, cons, "h", "*", func(_ context.Context, ev eventbus.Event) error { runs.add(ev.ID); return nil })
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	main := testKeys(prefix).Main()
 	garbage := []struct {
@@ -337,7 +347,10 @@ func TestBadEntriesGoToDLQAndTheLoopContinues(t *testing.T) {
 	for _, g := range garbage {
 		want[c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: g.values}).Val()] = g.reason
 	}
-	p, _ := b.Publish(ctx, approved("t1"))
+	p, err := b.Publish(ctx, approved("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "the valid event after the garbage", func() bool { return runs.get(p.ID) == 1 })
 	waitFor(t, 5*time.Second, "every bad entry in the DLQ", func() bool {
 		return c.XLen(ctx, testKeys(prefix).DLQ()).Val() >= int64(len(garbage))
@@ -372,12 +385,23 @@ func TestPanicAndTimeoutAreFailures(t *testing.T) {
 	}
 	runs := newCounter()
 	mustHandle(t, cons, "ok", "ok.*", func(_ context.Context, ev eventbus.Event) error { runs.add(ev.ID); return nil })
-	b.SetUp(context.Background())
+	if err := b.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	ctx := context.Background()
-	pp, _ := b.Publish(ctx, eventbus.Event{Type: "panic.now.please", TenantID: "t", UserID: "u"})
-	ph, _ := b.Publish(ctx, eventbus.Event{Type: "hang.for.ever", TenantID: "t", UserID: "u"})
-	ok, _ := b.Publish(ctx, eventbus.Event{Type: "ok.fine.event", TenantID: "t", UserID: "u"})
+	pp, err := b.Publish(ctx, eventbus.Event{Type: "panic.now.please", TenantID: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, err := b.Publish(ctx, eventbus.Event{Type: "hang.for.ever", TenantID: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := b.Publish(ctx, eventbus.Event{Type: "ok.fine.event", TenantID: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "two DLQ entries", func() bool { return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 2 })
 	waitFor(t, 5*time.Second, "the consumer still handles events", func() bool { return runs.get(ok.ID) == 1 })
 	for _, e := range c.XRange(ctx, testKeys(prefix).DLQ(), "-", "+").Val() {
@@ -403,11 +427,15 @@ func TestEventWithoutHandlerIsAcknowledged(t *testing.T) {
 	b := fastBus(t, c, prefix, nil)
 	cons := fastConsumer(t, b, nil)
 	mustHandle(t, cons, "crm", "crm.*", func(context.Context, eventbus.Event) error { return nil }, eventbus.Tenants("t-crm"))
-	b.SetUp(context.Background())
+	if err := b.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	publishN(t, b, 20, "approval.item.approved") // no handler matches the type
 	ev := eventbus.Event{Type: "crm.deal.won", TenantID: "other-tenant", UserID: "u"}
-	b.Publish(context.Background(), ev) // matches the type, not the tenant
+	if _, err := b.Publish(context.Background(), ev); err != nil { // matches the type, not the tenant
+		t.Fatal(err)
+	}
 	main := testKeys(prefix).Main()
 	waitFor(t, 5*time.Second, "every entry delivered and acknowledged", func() bool {
 		last, _ := c.XInfoGroups(context.Background(), main).Result()
@@ -432,11 +460,19 @@ func TestHandlerIgnoringItsTimeoutDoesNotBlockTheNextHandlers(t *testing.T) {
 	}
 	after := newCounter()
 	mustHandle(t, cons, "after", "*", func(_ context.Context, ev eventbus.Event) error { after.add(ev.ID); return nil }, eventbus.Priority(2))
-	b.SetUp(context.Background())
+	if err := b.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	ctx := context.Background()
-	first, _ := b.Publish(ctx, approved("t"))
-	second, _ := b.Publish(ctx, approved("t"))
+	first, err := b.Publish(ctx, approved("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.Publish(ctx, approved("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "both events through the next handler", func() bool {
 		return after.get(first.ID) == 1 && after.get(second.ID) == 1
 	})
@@ -462,10 +498,14 @@ func TestHandlerContextEndsAtItsTimeout(t *testing.T) {
 	}), eventbus.Timeout(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	b.SetUp(context.Background())
+	if err := b.SetUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	runConsumer(t, cons)
 	start := time.Now()
-	b.Publish(context.Background(), approved("t"))
+	if _, err := b.Publish(context.Background(), approved("t")); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	waitFor(t, 5*time.Second, "the timed-out run dead-lettered", func() bool { return c.XLen(ctx, testKeys(prefix).DLQ()).Val() == 1 })
 	if d := time.Since(start); d < 100*time.Millisecond {

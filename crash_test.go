@@ -26,6 +26,9 @@ func sharedURL() string {
 }
 
 func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills consumer processes and waits for recovery: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -100,6 +103,9 @@ func TestKilledConsumerLosesNothingAndCompletedHandlersDoNotRunAgain(t *testing.
 }
 
 func TestScheduledRetrySurvivesRestartOfEveryProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts every process and Redis around a scheduled retry: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -138,6 +144,9 @@ func TestScheduledRetrySurvivesRestartOfEveryProcess(t *testing.T) {
 }
 
 func TestConsumersRideOutARedisRestartWithAOF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts its own Redis with AOF under consumers: slow; run without -short")
+	}
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	c := failFastClient(t, srv.Addr())
 	b := fastBus(t, c, "aof", nil)

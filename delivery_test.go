@@ -35,6 +35,9 @@ func deadLetters(t *testing.T, c redis.UniversalClient, prefix string) []eventbu
 // An entry that kills every consumer that reads it goes to the DLQ after
 // MaxDeliveries deliveries, and the consumers carry on.
 func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crashes consumers until the entry is dead-lettered: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -108,6 +111,9 @@ func TestEntryThatCrashesItsConsumerIsDeadLettered(t *testing.T) {
 // handler only consumer 2 has is run by consumer 2, never dead-lettered by
 // consumer 1.
 func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a scheduled retry to reach another consumer: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	busFor := func(name string) *eventbus.Bus {
@@ -184,6 +190,9 @@ func TestRetryReachesAConsumerThatHasTheHandler(t *testing.T) {
 // When no consumer of the group has the handler, the retry goes to the
 // DLQ once UnknownHandlerTimeout has passed, with that reason.
 func TestRetryWithoutAnyConsumerOfItsHandlerEndsInDLQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for retries to run out into the DLQ: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -247,7 +256,9 @@ func TestHealthLagIsCrossCheckedAfterAOFRestart(t *testing.T) {
 			t.Fatalf("read %v %v, want %d entries", res, err, n)
 		}
 		for _, m := range res[0].Messages {
-			c.XAck(ctx, main, eventbus.DefaultGroup, m.ID)
+			if err := c.XAck(ctx, main, eventbus.DefaultGroup, m.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	readAndAck(3)
@@ -304,6 +315,9 @@ func TestHealthLagIsCrossCheckedAfterAOFRestart(t *testing.T) {
 // time from its last delivery) is not removed as dead; consumers without a
 // heartbeat are.
 func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("watches a quiet stream past the dead-consumer timeout: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	main := testKeys(prefix).Main()
@@ -346,8 +360,11 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingCount(t, c, main, eventbus.DefaultGroup) == 0 })
 	stopped()
-	// A consumer that read once and died without ever sending a heartbeat.
-	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 1, Block: -1})
+	// A consumer that read once (nothing: redis.Nil) and died without ever
+	// sending a heartbeat.
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 1, Block: -1}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
 	waitFor(t, 15*time.Second, "the stopped consumer and the ghost removed", func() bool {
 		names := consumers()
 		return !slices.Contains(names, "stopped") && !slices.Contains(names, "ghost")
@@ -366,6 +383,9 @@ func TestLiveConsumerOnQuietStreamIsNotRemoved(t *testing.T) {
 // consumer while it was held up (a pause past ClaimIdle) does not run
 // them again.
 func TestEntriesTakenOverWhileQueuedAreNotRunAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for queued entries to be claimed by another consumer: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Consumer = "held" })
@@ -411,7 +431,9 @@ func TestEntriesTakenOverWhileQueuedAreNotRunAgain(t *testing.T) {
 	if err := c.XClaim(ctx, &redis.XClaimArgs{Stream: main, Group: eventbus.DefaultGroup, Consumer: "other", MinIdle: 0, Messages: queued}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	c.XAck(ctx, main, eventbus.DefaultGroup, queued...)
+	if err := c.XAck(ctx, main, eventbus.DefaultGroup, queued...).Err(); err != nil {
+		t.Fatal(err)
+	}
 	// Hold the worker past ClaimIdle/2 since the read, then let it go on.
 	for time.Since(readAt) < claimIdle/2+500*time.Millisecond {
 		time.Sleep(50 * time.Millisecond) // the pause being simulated

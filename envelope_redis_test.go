@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -52,7 +53,7 @@ func TestPublishRefusesBadEnvelopes(t *testing.T) {
 			}
 		})
 	}
-	if n := c.XLen(ctx, prefix+":events:main").Val(); n != 0 {
+	if n := c.XLen(ctx, testKeys(prefix).Main()).Val(); n != 0 {
 		t.Errorf("%d entries written, want none", n)
 	}
 }
@@ -71,7 +72,7 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	runConsumer(t, cons)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	head := `{"id":"x","type":"a.b","tenantId":"t","userId":"u"`
 	bad := []struct{ event, reason string }{
 		{head + `,"data":{"a":"` + "\xff" + `"}}`, "data"},
@@ -85,7 +86,7 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 	want := map[string]string{} // stream id -> reason
 	add := func(event string) string {
 		t.Helper()
-		id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", event}}).Result()
+		id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{rdb.FieldEvent, event}}).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,15 +99,15 @@ func TestEntriesBreakingEnvelopeRulesGoToDLQ(t *testing.T) {
 	add(replayed)
 	waitFor(t, 10*time.Second, "the entry with a replay block handled", func() bool { return runs.get("r1") == 1 })
 	waitFor(t, 10*time.Second, "every bad entry in the DLQ", func() bool {
-		return c.XLen(ctx, prefix+":events:dlq").Val() >= int64(len(bad))
+		return c.XLen(ctx, testKeys(prefix).DLQ()).Val() >= int64(len(bad))
 	})
-	dlq := c.XRange(ctx, prefix+":events:dlq", "-", "+").Val()
+	dlq := c.XRange(ctx, testKeys(prefix).DLQ(), "-", "+").Val()
 	if len(dlq) != len(bad) {
 		t.Fatalf("%d DLQ entries, want %d", len(dlq), len(bad))
 	}
 	for _, e := range dlq {
 		var dl eventbus.DeadLetter
-		if err := json.Unmarshal([]byte(e.Values["dlq"].(string)), &dl); err != nil {
+		if err := json.Unmarshal([]byte(e.Values[rdb.FieldDLQ].(string)), &dl); err != nil {
 			t.Fatalf("DLQ entry %s: %v", e.ID, err)
 		}
 		if reason, ok := want[dl.OriginalStreamID]; !ok || !strings.Contains(dl.Reason, reason) {

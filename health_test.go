@@ -87,7 +87,9 @@ func TestHealthLagUnknownIsNull(t *testing.T) {
 	}
 	// Deleting an entry in the middle of the undelivered range makes the
 	// lag unknowable for Redis: it answers nil.
-	c.XDel(ctx, main, ids[1])
+	if err := c.XDel(ctx, main, ids[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
 	h := b.Health(ctx)
 	if lag := h.Streams.Main.Groups[0].Lag; lag != nil {
 		t.Errorf("lag = %d, want null when Redis cannot say", *lag)
@@ -122,7 +124,9 @@ func TestHealthFlagsDataAtRisk(t *testing.T) {
 	}
 
 	// Delivered but not acknowledged: the pending entry is at risk.
-	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "c", Streams: []string{main, ">"}, Count: 1, Block: -1})
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "c", Streams: []string{main, ">"}, Count: 1, Block: -1}).Err(); err != nil {
+		t.Fatal(err)
+	}
 	h = b.Health(ctx)
 	if r := h.Streams.Main.Groups[0].DataAtRisk; len(r) != 1 || !strings.Contains(r[0], "pending") {
 		t.Errorf("risks = %v, want the pending entry", r)
@@ -130,8 +134,12 @@ func TestHealthFlagsDataAtRisk(t *testing.T) {
 
 	// A second group that never read: trimming removes entries it never
 	// got.
-	c.XGroupCreate(ctx, main, "late", "0")
-	c.XTrimMinID(ctx, main, fmt.Sprintf("%d-0", now.Add(-2*time.Minute).UnixMilli()))
+	if err := c.XGroupCreate(ctx, main, "late", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XTrimMinID(ctx, main, fmt.Sprintf("%d-0", now.Add(-2*time.Minute).UnixMilli())).Err(); err != nil {
+		t.Fatal(err)
+	}
 	h = b.Health(ctx)
 	var late eventbus.GroupHealth
 	for _, g := range h.Streams.Main.Groups {
@@ -148,19 +156,25 @@ func TestHealthFlagsDataAtRisk(t *testing.T) {
 		msgs := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: g, Consumer: "c", Streams: []string{main, ">"}, Count: 10, Block: -1}).Val()
 		for _, s := range msgs {
 			for _, m := range s.Messages {
-				c.XAck(ctx, main, g, m.ID)
+				if err := c.XAck(ctx, main, g, m.ID).Err(); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		pend := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: main, Group: g, Start: "-", End: "+", Count: 10}).Val()
 		for _, p := range pend {
-			c.XAck(ctx, main, g, p.ID)
+			if err := c.XAck(ctx, main, g, p.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if h = b.Health(ctx); !h.Healthy {
 		t.Errorf("not healthy after catching up: %v", h.Warnings)
 	}
 	// Every entry handled, then all trimmed: nothing was lost.
-	c.XTrimMinID(ctx, main, fmt.Sprintf("%d-0", now.Add(time.Hour).UnixMilli()))
+	if err := c.XTrimMinID(ctx, main, fmt.Sprintf("%d-0", now.Add(time.Hour).UnixMilli())).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if h = b.Health(ctx); !h.Healthy {
 		t.Errorf("not healthy after trimming handled entries: %v", h.Warnings)
 	}
@@ -178,6 +192,9 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 }
 
 func TestRedisLostAndBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops and restarts its own Redis: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	c := failFastClient(t, srv.Addr())
 	counter := &countingHook{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +60,12 @@ func newBus(t testing.TB, client redis.UniversalClient, prefix string, mutate fu
 func runBus(t testing.TB, b *eventbus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = b.Run(ctx) }()
+	go func() {
+		defer close(done)
+		if err := b.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err) // nil after a cancellation
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -78,3 +84,9 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // testKeys is the key schema of a test's prefix (the single-node layout):
 // tests name keys through it, never by literal.
 func testKeys(prefix string) rdb.Keys { return rdb.NewKeys(prefix, false) }
+
+// idempotencyKeys is the KEYS pattern matching every idempotency key of a
+// test's prefix: the key of an empty scoped id without that id.
+func idempotencyKeys(prefix string) string {
+	return strings.TrimSuffix(testKeys(prefix).Idempotency("", ""), rdb.ScopedID("", "")) + "*"
+}

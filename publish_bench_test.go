@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -31,7 +32,7 @@ func BenchmarkXAddLoop(b *testing.B) {
 	payload, _ := json.Marshal(benchEvent())
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: prefix + ":raw", Values: []any{"event", payload}}).Err(); err != nil {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: prefix + ":raw", Values: []any{rdb.FieldEvent, payload}}).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}

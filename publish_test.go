@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -32,7 +33,7 @@ func rawEvent(t *testing.T, c redis.UniversalClient, stream, id string) map[stri
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("XRANGE %s %s: %v %v", stream, id, msgs, err)
 	}
-	s, ok := msgs[0].Values["event"].(string)
+	s, ok := msgs[0].Values[rdb.FieldEvent].(string)
 	if !ok {
 		t.Fatalf("entry %s has no string field event: %v", id, msgs[0].Values)
 	}
@@ -54,7 +55,7 @@ func TestPublishWritesEnvelopeReadableByPlainConsumers(t *testing.T) {
 	if p.ID == "" || p.StreamID == "" || p.Duplicate {
 		t.Fatalf("published %+v", p)
 	}
-	m := rawEvent(t, c, prefix+":events:main", p.StreamID)
+	m := rawEvent(t, c, testKeys(prefix).Main(), p.StreamID)
 	if m["id"] != p.ID || m["type"] != "approval.item.approved" || m["tenantId"] != "tenant-a" ||
 		m["source"] != "platform" || m["version"] != "1.0" || m["correlationId"] == "" {
 		t.Errorf("envelope %v", m)
@@ -70,15 +71,15 @@ func TestPublishWritesEnvelopeReadableByPlainConsumers(t *testing.T) {
 func TestEntriesOfOtherProducersDecode(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	raw := `{"id":"evt_123","type":"approval.item.approved","source":"approvals","timestamp":"2025-12-03T10:00:00.000Z",` +
 		`"correlationId":"corr-1","tenantId":"t1","userId":"u1","version":"1.0","data":{"itemId":"i1"}}`
-	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{"event", raw}}).Result()
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []string{rdb.FieldEvent, raw}}).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := c.XRange(ctx, main, id, id).Val()
-	ev, err := eventbus.DecodeEvent([]byte(msgs[0].Values["event"].(string)), eventbus.DefaultMaxEventSize)
+	ev, err := eventbus.DecodeEvent([]byte(msgs[0].Values[rdb.FieldEvent].(string)), eventbus.DefaultMaxEventSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestPublishRejectsInvalidAndWritesNothing(t *testing.T) {
 	if _, err := b.Publish(ctx, big); !errors.Is(err, eventbus.ErrEventTooLarge) {
 		t.Errorf("big event: %v", err)
 	}
-	if n := c.XLen(ctx, prefix+":events:main").Val(); n != 0 {
+	if n := c.XLen(ctx, testKeys(prefix).Main()).Val(); n != 0 {
 		t.Errorf("%d entries written for invalid events", n)
 	}
 }
@@ -114,7 +115,7 @@ func TestPublishBatchIsAtomicAndContiguous(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := newBus(t, c, prefix, nil)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 
 	// One bad event: nothing written, the error names its index and field.
 	evs := make([]eventbus.Event, 5)
@@ -180,7 +181,7 @@ func TestPublishIdempotentForCallerIDs(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := newBus(t, c, prefix, nil)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 
 	ev := approved("t1")
 	ev.ID = "order-42-approved"
@@ -192,7 +193,7 @@ func TestPublishIdempotentForCallerIDs(t *testing.T) {
 	if err != nil || !again.Duplicate || again.StreamID != first.StreamID || again.ID != ev.ID {
 		t.Fatalf("repeat: %+v %v, want duplicate of %s", again, err, first.StreamID)
 	}
-	if ttl := c.PTTL(ctx, prefix+":events:idem:2:t1:"+ev.ID).Val(); ttl <= 23*time.Hour || ttl > 24*time.Hour {
+	if ttl := c.PTTL(ctx, testKeys(prefix).Idempotency("t1", ev.ID)).Val(); ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Errorf("idempotency key ttl %v, want the 24h window", ttl)
 	}
 
@@ -239,7 +240,7 @@ func TestPublishIdempotentForCallerIDs(t *testing.T) {
 		t.Errorf("stream holds %d entries, want 5", n)
 	}
 	// Bus-made ids are not remembered.
-	if n := len(c.Keys(ctx, prefix+":events:idem:*").Val()); n != 3 {
+	if n := len(c.Keys(ctx, idempotencyKeys(prefix)).Val()); n != 3 {
 		t.Errorf("%d idempotency keys, want 3 (caller ids only)", n)
 	}
 }
@@ -248,11 +249,11 @@ func TestPublishTrimsByTimeInline(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := newBus(t, c, prefix, nil)
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	old := time.Now().Add(-eventbus.DefaultMainRetention - time.Hour).UnixMilli()
 	pipe := c.Pipeline()
 	for i := range 500 {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: fmt.Sprintf("%d-%d", old, i+1), Values: []string{"event", "{}"}})
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: main, ID: fmt.Sprintf("%d-%d", old, i+1), Values: []string{rdb.FieldEvent, "{}"}})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -298,7 +299,7 @@ func TestPublishCoalescesConcurrentCalls(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if got := c.XLen(ctx, prefix+":events:main").Val(); got != n {
+	if got := c.XLen(ctx, testKeys(prefix).Main()).Val(); got != n {
 		t.Errorf("%d entries, want %d", got, n)
 	}
 	if p := pipelines.n.Load(); p >= n/2 {
@@ -375,7 +376,7 @@ func TestIdempotencyIsPerTenant(t *testing.T) {
 	if err != nil || pa.Duplicate || pa.StreamID == pb.StreamID {
 		t.Fatalf("tenant-a's order-42 after tenant-b's: %+v %v, want a new entry", pa, err)
 	}
-	if n := c.XLen(ctx, prefix+":events:main").Val(); n != 2 {
+	if n := c.XLen(ctx, testKeys(prefix).Main()).Val(); n != 2 {
 		t.Errorf("%d entries, want 2", n)
 	}
 	for tenant, want := range map[string]string{"tenant-a": pa.StreamID, "tenant-b": pb.StreamID} {

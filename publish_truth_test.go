@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -136,7 +137,7 @@ func entriesByID(t *testing.T, c redis.UniversalClient, stream string) map[strin
 	n := map[string]int{}
 	for _, m := range msgs {
 		var ev struct{ ID string }
-		s, _ := m.Values["event"].(string)
+		s, _ := m.Values[rdb.FieldEvent].(string)
 		if err := json.Unmarshal([]byte(s), &ev); err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +369,7 @@ func TestRetryOfGeneratedIDNeverWritesBlindly(t *testing.T) {
 	main, _, _ := b.Streams()
 	pipe := c.Pipeline()
 	for range 10_001 { // more than rdb.VerifyCap entries after the id's time
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []any{"event", `{"id":"x"}`}})
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: main, Values: []any{rdb.FieldEvent, `{"id":"x"}`}})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,9 @@ import (
 )
 
 func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a dead consumer's entries to be claimed and the consumer removed: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
@@ -27,7 +30,9 @@ func TestClaimsFromDeadConsumerThenRemovesIt(t *testing.T) {
 	got := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: eventbus.DefaultGroup, Consumer: "ghost", Streams: []string{main, ">"}, Count: 10, Block: -1}).Val()
 	entries := got[0].Messages
 	// Two of them are trimmed or deleted meanwhile.
-	c.XDel(ctx, main, entries[0].ID, entries[1].ID)
+	if err := c.XDel(ctx, main, entries[0].ID, entries[1].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
 		// ClaimIdle well above the 700 ms observation window below, so that
@@ -71,7 +76,9 @@ func TestGracefulShutdownFinishesInFlightHandlers(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cons := fastConsumer(t, b, nil)
 	started := make(chan struct{}, 1)
 	finished := make(chan struct{}, 1)
@@ -84,7 +91,9 @@ func TestGracefulShutdownFinishesInFlightHandlers(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- cons.Run(runCtx) }()
-	b.Publish(ctx, approved("t"))
+	if _, err := b.Publish(ctx, approved("t")); err != nil {
+		t.Fatal(err)
+	}
 	<-started
 	cancel()
 	if err := <-done; err != nil {
@@ -104,7 +113,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) { cfg.ShutdownTimeout = 200 * time.Millisecond })
 	started := make(chan struct{}, 1)
 	mustHandle(t, cons, "stuck", "*", func(hctx context.Context, _ eventbus.Event) error {
@@ -115,7 +126,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- cons.Run(runCtx) }()
-	b.Publish(ctx, approved("t"))
+	if _, err := b.Publish(ctx, approved("t")); err != nil {
+		t.Fatal(err)
+	}
 	<-started
 	cancel()
 	select {
@@ -135,6 +148,9 @@ func TestShutdownDeadlineLeavesUnfinishedEntriesPending(t *testing.T) {
 }
 
 func TestConsumerStartsWithRedisDownAndRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a consumer with its own Redis down, then starts Redis: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	srv.Stop()
 	c := failFastClient(t, srv.Addr())
@@ -165,10 +181,15 @@ func TestConsumerStartsWithRedisDownAndRecovers(t *testing.T) {
 // Entries this consumer still holds (queued behind a busy worker, or in a
 // run of slow handlers) are not reclaimed as if their consumer were dead.
 func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits past the claim idle time with entries in flight: slow; run without -short")
+	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
 	b := fastBus(t, c, prefix, nil)
-	b.SetUp(ctx)
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Touches come every ClaimIdle/3 (667 ms): over a second of margin
 	// before a late touch lets an entry be claimed on a loaded machine.
 	cons := fastConsumer(t, b, func(cfg *eventbus.ConsumerConfig) {
@@ -211,7 +232,7 @@ func TestEntriesInFlightAreNotReclaimed(t *testing.T) {
 		if err != nil || st.State != eventbus.StateCompleted {
 			t.Errorf("status %+v %v", st, err)
 		}
-		if open := c.HGet(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id)), "open").Val(); open != "0" {
+		if open := c.HGet(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, rdb.ScopedID("t1", id)), rdb.StatusOpen).Val(); open != "0" {
 			t.Errorf("event %s: open retries %q, want 0", id, open)
 		}
 	}

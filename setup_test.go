@@ -97,6 +97,9 @@ func TestSetUpClusterKeysAreHashTagged(t *testing.T) {
 }
 
 func TestRunStartsWhileRedisDownAndSetsUpWhenItComes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Run with its own Redis down, then starts Redis: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	srv.Stop()
 	c := failFastClient(t, srv.Addr())
@@ -115,6 +118,9 @@ func TestRunStartsWhileRedisDownAndSetsUpWhenItComes(t *testing.T) {
 }
 
 func TestSetUpAgainAfterRedisComesBackEmpty(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts its own Redis empty: slow; run without -short")
+	}
 	srv := redistest.Start(t)
 	c := failFastClient(t, srv.Addr())
 	b := newBus(t, c, "flush", nil)

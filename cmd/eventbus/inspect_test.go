@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -154,7 +155,7 @@ func TestHealthCommand(t *testing.T) {
 	}
 	code, out, errOut = runRead(t, env, "health")
 	h = eventbus.Health{}
-	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &h) != nil || !h.Healthy || h.Streams.Main.Name != prefix+":events:main" ||
+	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &h) != nil || !h.Healthy || h.Streams.Main.Name != rdb.NewKeys(prefix, false).Main() ||
 		h.Streams.Main.Length != 1 || len(h.Streams.Main.Groups) != 1 || h.Streams.Main.Groups[0].Name != eventbus.DefaultGroup {
 		t.Errorf("health: exit %d, stdout %q, stderr %q; want exit 0 and the full report", code, out, errOut)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -252,7 +253,7 @@ func TestPublishCommand(t *testing.T) {
 		t.Fatalf("output %q: %v", out.String(), err)
 	}
 	msgs := c.XRange(ctx, "hyvve:events:main", p.StreamID, p.StreamID).Val()
-	if len(msgs) != 1 || !strings.Contains(msgs[0].Values["event"].(string), `"itemId":"i1"`) {
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Values[rdb.FieldEvent].(string), `"itemId":"i1"`) {
 		t.Fatalf("entry %v", msgs)
 	}
 

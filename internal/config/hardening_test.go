@@ -144,7 +144,7 @@ func TestRedisClientsHonourContextDeadlines(t *testing.T) {
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.PauseB(t)
+	srv.Pause()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -14,6 +14,9 @@ import (
 // and XINFO GROUPS, pipelined) works on Redis Cluster, where the keys are
 // hash-tagged into one slot.
 func TestReadyzOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster: slow; run without -short")
+	}
 	addrs := redistest.StartCluster(t, 3)
 	bus := busFromSettings(t, map[string]string{"EVENTBUS_CLUSTER_ADDRS": strings.Join(addrs, ","), "EVENTBUS_PREFIX": "clready"})
 	srv := httptest.NewServer(New(bus, Options{Auth: testAuth()}))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -42,7 +43,7 @@ func TestPublishRoutesApplyEnvelopeRules(t *testing.T) {
 			}
 		})
 	}
-	if n := c.XLen(context.Background(), prefix+":events:main").Val(); n != 0 {
+	if n := c.XLen(context.Background(), rdb.NewKeys(prefix, false).Main()).Val(); n != 0 {
 		t.Errorf("%d entries written, want none", n)
 	}
 }

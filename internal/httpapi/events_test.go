@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus/internal/auth"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -100,7 +101,7 @@ func TestPublishRoute(t *testing.T) {
 	if err := json.Unmarshal(r.body, &res); err != nil || res.ID == "" || res.StreamID == "" {
 		t.Fatalf("body %s", r.body)
 	}
-	if n := c.XLen(context.Background(), prefix+":events:main").Val(); n != 1 {
+	if n := c.XLen(context.Background(), rdb.NewKeys(prefix, false).Main()).Val(); n != 1 {
 		t.Errorf("%d entries", n)
 	}
 
@@ -184,7 +185,7 @@ func TestPublishBatchRoute(t *testing.T) {
 	if r := post(t, url, keyPublisher, withIDs); r.status != http.StatusOK {
 		t.Fatalf("repeated ids batch = %d %s, want 200", r.status, r.body)
 	}
-	before := c.XLen(ctx, prefix+":events:main").Val()
+	before := c.XLen(ctx, rdb.NewKeys(prefix, false).Main()).Val()
 
 	r = post(t, url, keyPublisher, "["+okEvent+`,{"type":"a.b","tenantId":"tenant-a"}]`)
 	var e errorBody
@@ -198,7 +199,7 @@ func TestPublishBatchRoute(t *testing.T) {
 	if r := post(t, url, keyPublisher, "[]"); r.status != http.StatusBadRequest {
 		t.Errorf("empty batch = %d", r.status)
 	}
-	if after := c.XLen(ctx, prefix+":events:main").Val(); after != before {
+	if after := c.XLen(ctx, rdb.NewKeys(prefix, false).Main()).Val(); after != before {
 		t.Errorf("refused batches wrote %d entries", after-before)
 	}
 }

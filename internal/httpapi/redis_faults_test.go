@@ -16,6 +16,9 @@ import (
 // (SIGSTOP) /readyz and /health/events answer 503 within the 2 s probe
 // budget (they took 5 s when go-redis ignored the context deadline).
 func TestProbesAnswerWithinTheirBudgetWhileRedisIsPaused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pauses its own Redis and times the probes: slow; run without -short")
+	}
 	rs := redistest.Start(t)
 	bus := busFromSettings(t, map[string]string{"REDIS_URL": rs.URL(), "EVENTBUS_PREFIX": "paused"})
 	if err := bus.SetUp(context.Background()); err != nil {
@@ -26,8 +29,8 @@ func TestProbesAnswerWithinTheirBudgetWhileRedisIsPaused(t *testing.T) {
 	if code, body := get(t, srv.URL+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz before the pause = %d %v", code, body)
 	}
-	resume := rs.PauseB(t)
-	defer resume()
+	rs.Pause()
+	defer rs.Resume()
 	for _, path := range []string{"/readyz", "/health/events", "/readyz"} {
 		start := time.Now()
 		code, body := get(t, srv.URL+path)
@@ -40,7 +43,7 @@ func TestProbesAnswerWithinTheirBudgetWhileRedisIsPaused(t *testing.T) {
 		}
 		t.Logf("%s answered %d in %v", path, code, took)
 	}
-	resume()
+	rs.Resume()
 	deadline := time.Now().Add(15 * time.Second)
 	for code, _ := get(t, srv.URL+"/readyz"); code != http.StatusOK; code, _ = get(t, srv.URL+"/readyz") {
 		if time.Now().After(deadline) {
@@ -93,7 +96,12 @@ func TestReadyzNoticesVanishedStreams(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = bus.Run(ctx) }()
+	go func() {
+		defer close(done)
+		if err := bus.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err) // nil after a cancellation
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	waitReady := func(want int) int {
@@ -207,6 +215,9 @@ func TestHealthEventsPublicView(t *testing.T) {
 // timeout, and a retry with that id after Redis resumes is deduplicated
 // (written once). Needs engineer A's publish path.
 func TestPublishToAPausedRedisAnswersOutcomeUnknown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pauses its own Redis and waits out the publish timeout: slow; run without -short")
+	}
 	rs := redistest.Start(t)
 	bus := busFromSettings(t, map[string]string{"REDIS_URL": rs.URL(), "EVENTBUS_PREFIX": "pausedpub", "EVENTBUS_PUBLISH_TIMEOUT": "1s"})
 	srv := httptest.NewServer(New(bus, Options{Auth: testAuth()}))
@@ -214,8 +225,8 @@ func TestPublishToAPausedRedisAnswersOutcomeUnknown(t *testing.T) {
 	if r := post(t, srv.URL+"/v1/events", keyPublisher, okEvent); r.status != http.StatusCreated {
 		t.Fatalf("publish before the pause = %d %s", r.status, r.body)
 	}
-	resume := rs.PauseB(t)
-	defer resume()
+	rs.Pause()
+	defer rs.Resume()
 	start := time.Now()
 	r := post(t, srv.URL+"/v1/events", keyPublisher, okEvent)
 	took := time.Since(start)
@@ -227,7 +238,7 @@ func TestPublishToAPausedRedisAnswersOutcomeUnknown(t *testing.T) {
 	if took > 4*time.Second {
 		t.Errorf("answered after %v with a 1s publish timeout", took)
 	}
-	resume()
+	rs.Resume()
 	id := e.Error.EventIDs[0]
 	retry := strings.Replace(okEvent, "{", `{"id":"`+id+`",`, 1)
 	var rr reply

@@ -21,14 +21,16 @@ func TestSettleStoresRetryDueTimeRoundedUp(t *testing.T) {
 	if err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	id := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}}).Val()
-	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "me", Streams: []string{stream, ">"}, Count: 1, Block: -1})
+	id := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{FieldEvent, "{}"}}).Val()
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "me", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	due := time.UnixMilli(1_800_000_000_000).Add(999 * time.Microsecond) // 0.999 ms past a whole millisecond
 	err := r.Settle(ctx, SettleArgs{
 		Stream: stream, Group: group, EntryID: id, Consumer: "me", EventID: "e1", EventStreamID: id,
 		OpenTTL: time.Minute, ResolvedTTL: time.Minute, DLQMinID: "0",
-		Ops: []SettleOp{{Kind: "retry", Handler: "h", Record: []byte("{}"), Due: due, Member: "m", Data: []byte("{}"), Flag: true}},
+		Ops: []SettleOp{{Kind: OpRetry, Handler: "h", Record: []byte("{}"), Due: due, Member: "m", Data: []byte("{}"), Flag: true}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,10 +63,16 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"live", "dead", "holder"} {
-		c.XGroupCreateConsumer(ctx, stream, group, name)
+		if err := c.XGroupCreateConsumer(ctx, stream, group, name).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"event", "{}"}})
-	c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1, Block: -1})
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{FieldEvent, "{}"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "holder", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Heartbeat(ctx, group, "live", []byte(`["h1","h2"]`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +98,9 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 	}
 	// A heartbeat drops entries older than the registry's TTL.
 	reg := r.Keys().Consumers(group)
-	c.HSet(ctx, reg, "long-gone", `{"lastSeen":1000,"handlers":[]}`, "garbage", "x")
+	if err := c.HSet(ctx, reg, "long-gone", `{"lastSeen":1000,"handlers":[]}`, "garbage", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Heartbeat(ctx, group, "live", []byte(`[]`), time.Minute); err != nil {
 		t.Fatal(err)
 	}

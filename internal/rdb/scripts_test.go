@@ -222,12 +222,16 @@ func TestForwardRetriesScript(t *testing.T) {
 	k := r.Keys()
 	now := time.Now()
 	sched, data := k.RetrySchedule(testGroup), k.RetryData(testGroup)
-	c.ZAdd(ctx, sched,
+	if err := c.ZAdd(ctx, sched,
 		redis.Z{Score: float64(now.Add(-2 * time.Second).UnixMilli()), Member: "m1"},
 		redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "m2"},
 		redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "gone"}, // its data is missing
-		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "later"})
-	c.HSet(ctx, data, "m1", "d1", "m2", "d2", "later", "d3")
+		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "later"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, data, "m1", "d1", "m2", "d2", "later", "d3").Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	if n, err := r.ForwardDueRetries(ctx, testGroup, 0, now, 1, "0"); err != nil || n != 1 {
 		t.Fatalf("forward with limit 1: %d %v", n, err)
@@ -266,11 +270,17 @@ func TestDeleteIdleConsumerScript(t *testing.T) {
 		return out
 	}
 	for _, s := range streams {
-		c.XGroupCreateConsumer(ctx, s, testGroup, "dead")
-		c.XGroupCreateConsumer(ctx, s, testGroup, "holder")
+		if err := c.XGroupCreateConsumer(ctx, s, testGroup, "dead").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.XGroupCreateConsumer(ctx, s, testGroup, "holder").Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deliver(t, c, k.Retries(testGroup), "holder") // pending on the second stream only
-	c.HSet(ctx, k.Consumers(testGroup), "dead", `{"lastSeen":1000,"handlers":[]}`, "holder", `{"lastSeen":1000,"handlers":[]}`)
+	if err := c.HSet(ctx, k.Consumers(testGroup), "dead", `{"lastSeen":1000,"handlers":[]}`, "holder", `{"lastSeen":1000,"handlers":[]}`).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	if got, err := r.DeleteIdleConsumer(ctx, streams, testGroup, "holder", time.Minute); err != nil || got {
 		t.Errorf("holder (pending entry on the retries stream): removed %v %v, want kept", got, err)
