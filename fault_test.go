@@ -102,8 +102,8 @@ func hasArgs(cmd redis.Cmder, want ...string) bool {
 // settleCall matches the settle script (EVALSHA, or EVAL after NOSCRIPT):
 // the only script whose keys include both the retry schedule and the DLQ.
 func settleCall(prefix string) func([]redis.Cmder) bool {
-	schedule := prefix + ":events:retry-schedule:" + eventbus.DefaultGroup
-	dlq := prefix + ":events:dlq"
+	schedule := testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)
+	dlq := testKeys(prefix).DLQ()
 	return func(cmds []redis.Cmder) bool {
 		if len(cmds) != 1 {
 			return false
@@ -116,7 +116,7 @@ func settleCall(prefix string) func([]redis.Cmder) bool {
 // ackCall matches the ack flusher's round trip on the main stream: a lone
 // XACK, or a MULTI/EXEC holding an XACK.
 func ackCall(prefix string) func([]redis.Cmder) bool {
-	main := prefix + ":events:main"
+	main := testKeys(prefix).Main()
 	return func(cmds []redis.Cmder) bool {
 		for _, c := range cmds {
 			if c.Name() == "xack" && hasArgs(c, main) {
@@ -155,6 +155,9 @@ func skipSlowFault(t *testing.T, failures int) {
 // step fails several times and Redis then answers: one retry or one dead
 // letter, nothing pending, the handler not run again.
 func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault injection across the breaker: slow; run without -short")
+	}
 	for _, permanent := range []bool{false, true} {
 		for _, fc := range faultCases {
 			name := fc.name
@@ -196,7 +199,7 @@ func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
 					injected, passed := fault.counts()
 					return injected == fc.failures && passed >= 1
 				})
-				main := prefix + ":events:main"
+				main := testKeys(prefix).Main()
 				waitFor(t, 10*time.Second, "the entry to be acknowledged", func() bool {
 					return pendingCount(t, c, main, eventbus.DefaultGroup) == 0
 				})
@@ -214,9 +217,9 @@ func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
 				if n := runs.Load(); n != 1 {
 					t.Errorf("handler ran %d times, want 1", n)
 				}
-				scheduled := c.ZCard(ctx, prefix+":events:retry-schedule:"+eventbus.DefaultGroup).Val()
-				data := c.HLen(ctx, prefix+":events:retry-data:"+eventbus.DefaultGroup).Val()
-				dlq := c.XLen(ctx, prefix+":events:dlq").Val()
+				scheduled := c.ZCard(ctx, testKeys(prefix).RetrySchedule(eventbus.DefaultGroup)).Val()
+				data := c.HLen(ctx, testKeys(prefix).RetryData(eventbus.DefaultGroup)).Val()
+				dlq := c.XLen(ctx, testKeys(prefix).DLQ()).Val()
 				wantRetries, wantDLQ := int64(1), int64(0)
 				if permanent {
 					wantRetries, wantDLQ = 0, 1
@@ -254,6 +257,9 @@ func TestSettleRetriedAfterFaultsRecordsTheFailureOnce(t *testing.T) {
 // runs twice. One handler per event: a lone XACK; two: the second
 // handler's success travels with the ack in MULTI/EXEC (XACK + DEL).
 func TestAckRetriedAfterFaultsAcknowledgesEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault injection across the breaker: slow; run without -short")
+	}
 	const events = 50
 	for _, handlers := range []int{1, 2} {
 		for _, fc := range faultCases {
@@ -287,7 +293,7 @@ func TestAckRetriedAfterFaultsAcknowledgesEverything(t *testing.T) {
 					injected, passed := fault.counts()
 					return injected == fc.failures && passed >= 1
 				})
-				main := prefix + ":events:main"
+				main := testKeys(prefix).Main()
 				waitFor(t, 30*time.Second, "nothing pending", func() bool {
 					return pendingCount(t, c, main, eventbus.DefaultGroup) == 0
 				})
@@ -306,7 +312,7 @@ func TestAckRetriedAfterFaultsAcknowledgesEverything(t *testing.T) {
 				}
 				if handlers == 2 {
 					// The status hashes go with the ack.
-					keys, err := c.Keys(ctx, prefix+":events:status:*").Result()
+					keys, err := c.Keys(ctx, testKeys(prefix).Status(eventbus.DefaultGroup, "*")).Result()
 					if err != nil {
 						t.Fatal(err)
 					}

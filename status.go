@@ -124,31 +124,15 @@ func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (Even
 			return st, err
 		}
 	}
-	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, rdb.ScopedID(st.TenantID, eventID))
+	statusID := rdb.ScopedID(st.TenantID, eventID)
+	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, statusID)
 	if err != nil {
 		return st, wrapOp("status", err)
 	}
-	if len(h) > 0 {
-		st.StreamID, st.Type = h[rdb.StatusStream], h[rdb.StatusType]
-		for k, v := range h {
-			name, ok := strings.CutPrefix(k, rdb.StatusHandlerPrefix)
-			if !ok {
-				continue
-			}
-			var rec handlerRecord
-			if json.Unmarshal([]byte(v), &rec) != nil {
-				continue
-			}
-			st.Handlers = append(st.Handlers, HandlerStatus{Name: name, State: rec.State, Attempts: rec.Attempts,
-				LastError: rec.LastError, NextAttemptAt: rec.NextAttemptAt, UpdatedAt: rec.UpdatedAt})
-		}
-		sort.Slice(st.Handlers, func(i, j int) bool { return st.Handlers[i].Name < st.Handlers[j].Name })
-		b.summarise(&st)
-		if st.State != "" {
-			return st, nil
-		}
-		// Only successes recorded: the event is in flight or done.
+	if b.fromHash(&st, h) {
+		return st, nil
 	}
+	// No hash, or only successes recorded: the event is in flight or done.
 	if st.StreamID == "" {
 		if st.StreamID, st.Type, _, err = b.locate(ctx, st.TenantID, eventID); err != nil {
 			return st, err
@@ -169,9 +153,45 @@ func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (Even
 	case rdb.CompareIDs(st.StreamID, last) > 0:
 		st.State = StatePending
 	default:
+		// Acknowledged. A failure recorded between the read of the status
+		// hash above and the pending check shows now: settling writes the
+		// hash and acknowledges in one atomic step.
+		h, err := b.rdb.StatusHash(ctx, b.cfg.Group, statusID)
+		if err != nil {
+			return st, wrapOp("status", err)
+		}
+		if b.fromHash(&st, h) {
+			return st, nil
+		}
 		st.State = StateCompleted
 	}
 	return st, nil
+}
+
+// fromHash fills st from the event's status hash h and reports whether
+// the hash decides the state (a retry open, or a dead letter); with only
+// successes recorded, or no hash, the entry decides.
+func (b *Bus) fromHash(st *EventStatus, h map[string]string) bool {
+	if len(h) == 0 {
+		return false
+	}
+	st.StreamID, st.Type = h[rdb.StatusStream], h[rdb.StatusType]
+	st.Handlers = st.Handlers[:0]
+	for k, v := range h {
+		name, ok := strings.CutPrefix(k, rdb.StatusHandlerPrefix)
+		if !ok {
+			continue
+		}
+		var rec handlerRecord
+		if json.Unmarshal([]byte(v), &rec) != nil {
+			continue
+		}
+		st.Handlers = append(st.Handlers, HandlerStatus{Name: name, State: rec.State, Attempts: rec.Attempts,
+			LastError: rec.LastError, NextAttemptAt: rec.NextAttemptAt, UpdatedAt: rec.UpdatedAt})
+	}
+	sort.Slice(st.Handlers, func(i, j int) bool { return st.Handlers[i].Name < st.Handlers[j].Name })
+	b.summarise(st)
+	return st.State != ""
 }
 
 // summarise derives the event's state from its handlers: DLQ if any
