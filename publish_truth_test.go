@@ -89,9 +89,20 @@ func TestPublishRefusedByRedisFails(t *testing.T) {
 			b := newBus(t, c, "refused", nil)
 			for path, errs := range publishPaths(t, b, otherID) {
 				for _, err := range errs {
-					if !errors.Is(err, eventbus.ErrUnavailable) || errors.Is(err, eventbus.ErrOutcomeUnknown) {
-						t.Errorf("%s: %v, want ErrUnavailable (nothing written)", path, err)
+					if errors.Is(err, eventbus.ErrUnavailable) && !errors.Is(err, eventbus.ErrOutcomeUnknown) {
+						continue
 					}
+					// Without a password go-redis connects unauthenticated;
+					// Redis answers a long command (a publish script of more
+					// than 10 arguments) with a protocol error and closes the
+					// connection while the client may still be writing, so
+					// the client can read a reset instead of the reply: it
+					// cannot tell "refused" from "lost", and says unknown.
+					// Never success, though.
+					if name == "no password" && errors.Is(err, eventbus.ErrOutcomeUnknown) {
+						continue
+					}
+					t.Errorf("%s: %v, want ErrUnavailable (nothing written)", path, err)
 				}
 			}
 		})
