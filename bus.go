@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hyvve/eventbus/internal/rdb"
 )
 
@@ -48,7 +50,8 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
-	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends}
+	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,
+		inline: honoursDeadlines(cfg.Redis)}
 	return b, nil
 }
 
@@ -114,4 +117,20 @@ func wrapOp(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("eventbus: %s: %w", op, err)
+}
+
+// honoursDeadlines reports whether c bounds socket reads and writes by the
+// context's deadline (go-redis ContextTimeoutEnabled): only then may a
+// publishing caller send on its own goroutine and still return by its
+// deadline.
+func honoursDeadlines(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
 }

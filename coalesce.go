@@ -50,6 +50,13 @@ type coalescer[In, Out any] struct {
 	extraLeadAt int // queued requests needed to start a leader beyond the first
 	maxBatch    int
 	send        func(ctx context.Context, calls []*call[In, Out])
+	// inline lets the caller that starts a lead send on its own goroutine
+	// until its request is answered (no goroutine switch: the lone
+	// caller's latency), then hands the lead to a leader goroutine if
+	// requests are still queued. Only for a client that honours context
+	// deadlines on its sockets (go-redis ContextTimeoutEnabled), so that
+	// the send, and thus the caller's wait, ends at the deadline.
+	inline bool
 
 	mu      sync.Mutex
 	queue   []*call[In, Out]
@@ -90,7 +97,11 @@ func (c *coalescer[In, Out]) do(ctx context.Context, req *call[In, Out]) error {
 	}
 	c.mu.Unlock()
 	if lead {
-		go c.lead(context.WithoutCancel(ctx))
+		if c.inline {
+			c.leadInline(context.WithoutCancel(ctx), req)
+		} else {
+			go c.lead(context.WithoutCancel(ctx))
+		}
 	}
 	select {
 	case <-req.done:
@@ -126,6 +137,33 @@ func (c *coalescer[In, Out]) lead(ctx context.Context) {
 			c.leaders--
 			c.mu.Unlock()
 			return
+		}
+		n := min(len(c.queue), c.maxBatch)
+		batch := slices.Clone(c.queue[:n])
+		c.queue = slices.Delete(c.queue, 0, n)
+		c.mu.Unlock()
+		c.sendBatch(ctx, batch)
+	}
+}
+
+// leadInline is lead on the caller's goroutine: it sends queued batches
+// until own is answered, then gives the lead up (queue empty) or hands it
+// to a leader goroutine. When another leader took own meanwhile and the
+// queue is empty, it gives the lead up and the caller waits as usual.
+func (c *coalescer[In, Out]) leadInline(ctx context.Context, own *call[In, Out]) {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.leaders--
+			c.mu.Unlock()
+			return
+		}
+		select {
+		case <-own.done:
+			c.mu.Unlock()
+			go c.lead(ctx) // the lead passes on: this caller is answered
+			return
+		default:
 		}
 		n := min(len(c.queue), c.maxBatch)
 		batch := slices.Clone(c.queue[:n])

@@ -3,6 +3,8 @@ package eventbus
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,11 +16,14 @@ import (
 // sent exactly once, withdrawn ones (errQueued) are never sent, and
 // batches form.
 func TestCoalescerServesEveryone(t *testing.T) {
-	for _, shape := range []struct{ leaders, extraAt int }{{1, 0}, {2, 0}, {4, 0}, {3, 16}} {
+	for _, shape := range []struct {
+		leaders, extraAt int
+		inline           bool
+	}{{1, 0, false}, {2, 0, false}, {4, 0, false}, {3, 16, false}, {1, 0, true}, {3, 16, true}} {
 		leaders := shape.leaders
 		var sent, batches atomic.Int64
 		seen := sync.Map{}
-		c := &coalescer[int, int]{maxLeaders: leaders, extraLeadAt: shape.extraAt, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
+		c := &coalescer[int, int]{maxLeaders: leaders, extraLeadAt: shape.extraAt, maxBatch: 16, inline: shape.inline, send: func(_ context.Context, reqs []*call[int, int]) {
 			batches.Add(1)
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 			for _, r := range reqs {
@@ -150,20 +155,48 @@ func TestCoalescerExtraLeadersNeedBacklog(t *testing.T) {
 
 // TestCoalescerLoneCallerNotDelayed: a single caller is sent at once.
 func TestCoalescerLoneCallerNotDelayed(t *testing.T) {
-	var batches int
-	c := &coalescer[int, int]{maxLeaders: 3, extraLeadAt: 16, maxBatch: 16, send: func(_ context.Context, reqs []*call[int, int]) {
-		batches++
-		for _, r := range reqs {
-			close(r.done)
+	for _, inline := range []bool{false, true} {
+		var batches atomic.Int64
+		c := &coalescer[int, int]{maxLeaders: 3, extraLeadAt: 16, maxBatch: 16, inline: inline, send: func(_ context.Context, reqs []*call[int, int]) {
+			batches.Add(1)
+			for _, r := range reqs {
+				close(r.done)
+			}
+		}}
+		for i := range 100 {
+			req := newCall[int, int](i)
+			if err := c.do(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}}
-	for i := range 100 {
-		req := newCall[int, int](i)
-		if err := c.do(context.Background(), req); err != nil {
-			t.Fatal(err)
+		if n := batches.Load(); n != 100 {
+			t.Errorf("inline=%v: %d batches for 100 sequential calls", inline, n)
 		}
 	}
-	if batches != 100 {
-		t.Errorf("%d batches for 100 sequential calls", batches)
+}
+
+// TestCoalescerInlineSendsOnTheCallersGoroutine: with a client that honours
+// deadlines, a lone caller's request is sent on its own goroutine (no
+// switch to a leader goroutine); without, on a leader goroutine.
+func TestCoalescerInlineSendsOnTheCallersGoroutine(t *testing.T) {
+	gid := func() string {
+		b := make([]byte, 64)
+		b = b[:runtime.Stack(b, false)]
+		return strings.Fields(string(b))[1] // "goroutine N [running]:"
+	}
+	for _, inline := range []bool{false, true} {
+		var sender string
+		c := &coalescer[int, int]{maxLeaders: 3, extraLeadAt: 16, maxBatch: 16, inline: inline, send: func(_ context.Context, reqs []*call[int, int]) {
+			sender = gid()
+			for _, r := range reqs {
+				close(r.done)
+			}
+		}}
+		if err := c.do(context.Background(), newCall[int, int](0)); err != nil {
+			t.Fatal(err)
+		}
+		if same := sender == gid(); same != inline {
+			t.Errorf("inline=%v: sent on the caller's goroutine: %v", inline, same)
+		}
 	}
 }

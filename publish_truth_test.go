@@ -176,141 +176,156 @@ func TestPublishWhileRedisPaused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pauses its own redis-server; run without -short")
 	}
-	ctx := context.Background()
-	srv := redistest.Start(t)
-	// A library user's client with go-redis's defaults: 3 retries, 3s read
-	// timeout, no ContextTimeoutEnabled.
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { c.Close() })
-	b := newBus(t, c, "paused", nil) // PublishTimeout 2s
-	if err := b.SetUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	withID := approved("t")
-	withID.ID = "order-1"
-	mustPublish(t, b, approved("t"))                                                         // connections ready
-	mustPublish(t, b, eventbus.Event{ID: "warm", Type: "a.b.c", TenantID: "t", UserID: "u"}) // script loaded
-	srv.Pause()
-
-	var mu sync.Mutex
-	var attempts []attempt
-	run := func(evs []eventbus.Event, publish func() error) {
-		start := time.Now()
-		err := publish()
-		mu.Lock()
-		attempts = append(attempts, attempt{events: evs, err: err, took: time.Since(start)})
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	for i := range 12 { // coalesced singles, generated ids and caller ids
-		wg.Go(func() {
-			ev := approved("t")
-			if i%3 == 0 {
-				ev.ID = fmt.Sprintf("order-%d", i)
+	for _, tc := range []struct {
+		name    string
+		options func(addr string) *redis.Options
+	}{
+		// A library user's client with go-redis's defaults: 3 retries, 3s
+		// read timeout, no ContextTimeoutEnabled (publishes are sent by
+		// leader goroutines; callers stop waiting at their deadline).
+		{"go-redis defaults", func(addr string) *redis.Options { return &redis.Options{Addr: addr} }},
+		// The recommended client: context deadlines bound the sockets (a
+		// lone caller sends on its own goroutine).
+		{"ContextTimeoutEnabled", func(addr string) *redis.Options {
+			return &redis.Options{Addr: addr, ContextTimeoutEnabled: true, ReadTimeout: 3 * time.Second}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			srv := redistest.Start(t)
+			c := redis.NewClient(tc.options(srv.Addr()))
+			t.Cleanup(func() { c.Close() })
+			b := newBus(t, c, "paused", nil) // PublishTimeout 2s
+			if err := b.SetUp(ctx); err != nil {
+				t.Fatal(err)
 			}
-			run([]eventbus.Event{ev}, func() error {
-				p, err := b.Publish(ctx, ev)
-				if err == nil && p.StreamID == "" {
-					err = errors.New("empty stream id")
-				}
-				return err
+			withID := approved("t")
+			withID.ID = "order-1"
+			mustPublish(t, b, approved("t"))                                                         // connections ready
+			mustPublish(t, b, eventbus.Event{ID: "warm", Type: "a.b.c", TenantID: "t", UserID: "u"}) // script loaded
+			srv.Pause()
+
+			var mu sync.Mutex
+			var attempts []attempt
+			run := func(evs []eventbus.Event, publish func() error) {
+				start := time.Now()
+				err := publish()
+				mu.Lock()
+				attempts = append(attempts, attempt{events: evs, err: err, took: time.Since(start)})
+				mu.Unlock()
+			}
+			var wg sync.WaitGroup
+			for i := range 12 { // coalesced singles, generated ids and caller ids
+				wg.Go(func() {
+					ev := approved("t")
+					if i%3 == 0 {
+						ev.ID = fmt.Sprintf("order-%d", i)
+					}
+					run([]eventbus.Event{ev}, func() error {
+						p, err := b.Publish(ctx, ev)
+						if err == nil && p.StreamID == "" {
+							err = errors.New("empty stream id")
+						}
+						return err
+					})
+				})
+			}
+			wg.Go(func() {
+				evs := []eventbus.Event{approved("t"), approved("t")}
+				run(evs, func() error { _, err := b.PublishBatch(ctx, evs); return err })
 			})
+			wg.Go(func() {
+				evs := []eventbus.Event{approved("t"), withID}
+				run(evs, func() error { _, err := b.PublishBatch(ctx, evs); return err })
+			})
+			wg.Wait()
+
+			// What each attempt answered, and the ids to publish again with.
+			var retry [][]eventbus.Event
+			unavailable := map[string]bool{}
+			for _, a := range attempts {
+				// About the 2s publish timeout, not go-redis's retries (3 x 3s
+				// read timeouts); the margin is for a loaded machine.
+				if a.took > 6*time.Second {
+					t.Errorf("a publish took %v with Redis paused, want about the 2s publish timeout", a.took)
+				}
+				var ou *eventbus.OutcomeUnknownError
+				switch {
+				case errors.As(a.err, &ou):
+					if len(ou.EventIDs) != len(a.events) || ou.TenantID != "t" {
+						t.Fatalf("outcome unknown for %v of tenant %q, want %d ids of tenant t", ou.EventIDs, ou.TenantID, len(a.events))
+					}
+					evs := make([]eventbus.Event, len(a.events))
+					for i, ev := range a.events {
+						if ev.ID != "" && ev.ID != ou.EventIDs[i] {
+							t.Fatalf("error carries id %s for event %s", ou.EventIDs[i], ev.ID)
+						}
+						evs[i] = ev
+						evs[i].ID = ou.EventIDs[i]
+					}
+					retry = append(retry, evs)
+				case errors.Is(a.err, eventbus.ErrUnavailable):
+					for _, ev := range a.events {
+						if ev.ID == "" {
+							continue // generated and never sent: nothing to look for
+						}
+						unavailable[ev.ID] = true
+					}
+					retry = append(retry, a.events)
+				default:
+					t.Fatalf("publish with Redis paused: %v, want ErrOutcomeUnknown or ErrUnavailable", a.err)
+				}
+			}
+			if len(retry) == 0 {
+				t.Fatal("nothing to retry")
+			}
+			var slowest time.Duration
+			kinds := map[bool]int{}
+			for _, a := range attempts {
+				slowest = max(slowest, a.took)
+				kinds[errors.Is(a.err, eventbus.ErrOutcomeUnknown)]++
+			}
+			t.Logf("with Redis paused: %d outcome unknown, %d unavailable; slowest answer %v", kinds[true], kinds[false], slowest)
+
+			srv.Resume()
+			main, _, _ := b.Streams()
+			// Let the writes stuck in Redis's input buffers land, and the bus's
+			// background sends end (their read timeout is 3s).
+			waitFor(t, 10*time.Second, "Redis answers", func() bool { return c.Ping(ctx).Err() == nil })
+			for range 3 {
+				if err := c.Ping(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for id, n := range entriesByID(t, c, main) {
+				if n > 1 {
+					t.Errorf("event %s written %d times", id, n)
+				}
+				if unavailable[id] && n > 0 {
+					t.Errorf("event %s answered ErrUnavailable (nothing written) but is in the stream", id)
+				}
+			}
+
+			for _, evs := range retry {
+				var err error
+				if len(evs) == 1 {
+					_, err = b.Publish(ctx, evs[0])
+				} else {
+					_, err = b.PublishBatch(ctx, evs)
+				}
+				if err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+			}
+			counts := entriesByID(t, c, main)
+			for _, evs := range retry {
+				for _, ev := range evs {
+					if ev.ID != "" && counts[ev.ID] != 1 {
+						t.Errorf("event %s: %d entries after the retry, want 1", ev.ID, counts[ev.ID])
+					}
+				}
+			}
 		})
-	}
-	wg.Go(func() {
-		evs := []eventbus.Event{approved("t"), approved("t")}
-		run(evs, func() error { _, err := b.PublishBatch(ctx, evs); return err })
-	})
-	wg.Go(func() {
-		evs := []eventbus.Event{approved("t"), withID}
-		run(evs, func() error { _, err := b.PublishBatch(ctx, evs); return err })
-	})
-	wg.Wait()
-
-	// What each attempt answered, and the ids to publish again with.
-	var retry [][]eventbus.Event
-	unavailable := map[string]bool{}
-	for _, a := range attempts {
-		// About the 2s publish timeout, not go-redis's retries (3 x 3s
-		// read timeouts); the margin is for a loaded machine.
-		if a.took > 6*time.Second {
-			t.Errorf("a publish took %v with Redis paused, want about the 2s publish timeout", a.took)
-		}
-		var ou *eventbus.OutcomeUnknownError
-		switch {
-		case errors.As(a.err, &ou):
-			if len(ou.EventIDs) != len(a.events) || ou.TenantID != "t" {
-				t.Fatalf("outcome unknown for %v of tenant %q, want %d ids of tenant t", ou.EventIDs, ou.TenantID, len(a.events))
-			}
-			evs := make([]eventbus.Event, len(a.events))
-			for i, ev := range a.events {
-				if ev.ID != "" && ev.ID != ou.EventIDs[i] {
-					t.Fatalf("error carries id %s for event %s", ou.EventIDs[i], ev.ID)
-				}
-				evs[i] = ev
-				evs[i].ID = ou.EventIDs[i]
-			}
-			retry = append(retry, evs)
-		case errors.Is(a.err, eventbus.ErrUnavailable):
-			for _, ev := range a.events {
-				if ev.ID == "" {
-					continue // generated and never sent: nothing to look for
-				}
-				unavailable[ev.ID] = true
-			}
-			retry = append(retry, a.events)
-		default:
-			t.Fatalf("publish with Redis paused: %v, want ErrOutcomeUnknown or ErrUnavailable", a.err)
-		}
-	}
-	if len(retry) == 0 {
-		t.Fatal("nothing to retry")
-	}
-	var slowest time.Duration
-	kinds := map[bool]int{}
-	for _, a := range attempts {
-		slowest = max(slowest, a.took)
-		kinds[errors.Is(a.err, eventbus.ErrOutcomeUnknown)]++
-	}
-	t.Logf("with Redis paused: %d outcome unknown, %d unavailable; slowest answer %v", kinds[true], kinds[false], slowest)
-
-	srv.Resume()
-	main, _, _ := b.Streams()
-	// Let the writes stuck in Redis's input buffers land, and the bus's
-	// background sends end (their read timeout is 3s).
-	waitFor(t, 10*time.Second, "Redis answers", func() bool { return c.Ping(ctx).Err() == nil })
-	for range 3 {
-		if err := c.Ping(ctx).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for id, n := range entriesByID(t, c, main) {
-		if n > 1 {
-			t.Errorf("event %s written %d times", id, n)
-		}
-		if unavailable[id] && n > 0 {
-			t.Errorf("event %s answered ErrUnavailable (nothing written) but is in the stream", id)
-		}
-	}
-
-	for _, evs := range retry {
-		var err error
-		if len(evs) == 1 {
-			_, err = b.Publish(ctx, evs[0])
-		} else {
-			_, err = b.PublishBatch(ctx, evs)
-		}
-		if err != nil {
-			t.Fatalf("retry: %v", err)
-		}
-	}
-	counts := entriesByID(t, c, main)
-	for _, evs := range retry {
-		for _, ev := range evs {
-			if ev.ID != "" && counts[ev.ID] != 1 {
-				t.Errorf("event %s: %d entries after the retry, want 1", ev.ID, counts[ev.ID])
-			}
-		}
 	}
 }
 

@@ -29,7 +29,10 @@ const (
 // newBus returns a Bus on a client of its own (the Bus installs a hook on
 // its client).
 func (s *bus) newBus(c *cell, consumer string) (*eventbus.Bus, *redis.Client, error) {
-	rc := c.client()
+	// The client the README recommends for the library: context deadlines
+	// bound its sockets (ContextTimeoutEnabled), so Publish's deadline
+	// holds and a lone publisher sends on its own goroutine.
+	rc := c.clientWith(func(o *redis.Options) { o.ContextTimeoutEnabled, o.ReadTimeout = true, 3*time.Second })
 	b, err := eventbus.New(eventbus.Config{
 		Redis: rc, Prefix: c.prefix, Group: group, Consumer: consumer,
 		Block: readBlock, BatchSize: busBatchSize,

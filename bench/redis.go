@@ -157,10 +157,16 @@ func (t *target) close() {
 }
 
 // client returns a new client with its own connection pool.
-func (c *cell) client() *redis.Client {
+func (c *cell) client() *redis.Client { return c.clientWith(nil) }
+
+// clientWith is client with its options changed by set (nil: none).
+func (c *cell) clientWith(set func(*redis.Options)) *redis.Client {
 	opts, err := redis.ParseURL(c.url)
 	if err != nil {
 		panic(err) // checked by useTarget / built by startServer
+	}
+	if set != nil {
+		set(opts)
 	}
 	return redis.NewClient(opts)
 }
