@@ -333,7 +333,7 @@ func TestOtherMethodsAnswer405WithAllow(t *testing.T) {
 		{http.MethodPost, "/healthz", "GET, HEAD"},
 		{http.MethodDelete, "/readyz", "GET, HEAD"},
 		{http.MethodPut, "/health/events", "GET, HEAD"},
-		{http.MethodGet, "/v1/events", "POST"},
+		{http.MethodPut, "/v1/events", "GET, HEAD, POST"}, // GET browses (item 3 of issue 10)
 		{http.MethodDelete, "/v1/events/batch", "GET, HEAD, POST"},
 		{http.MethodPatch, "/v1/events/abc", "GET, HEAD"},
 	}

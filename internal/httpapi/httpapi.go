@@ -68,6 +68,7 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.HandleFunc("GET /health/events", s.healthEvents)
 	mux.Handle("POST /v1/events", s.authenticated(s.publish))
 	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
+	mux.Handle("GET /v1/events", s.authenticated(s.browseEvents))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
