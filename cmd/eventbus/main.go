@@ -5,6 +5,7 @@
 //	eventbus publish   publish an event (or one per stdin line, as one atomic batch)
 //	eventbus status    print an event's status (JSON)
 //	eventbus health    print the health report (JSON)
+//	eventbus events    browse events ("events list")
 //	eventbus version   print the version
 //
 // Settings come from flags and the environment, flags winning; run
@@ -39,6 +40,9 @@ Usage:
                             print the event's status as JSON; without --tenant only ids
                             the bus generated are found (exit 1 when not found)
   eventbus health           print the health report as JSON (exit 1 when unhealthy)
+  eventbus events list [--type P] [--tenant T] [--from T] [--to T] [--limit N] [--cursor C] [--json]
+                            list one page of events, oldest first (a table, or JSON lines);
+                            the next page's cursor goes to stderr
   eventbus version          print the version
 
 Run "eventbus <command> -h" for the flags of a command.
@@ -69,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = statusCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "health":
 		err = healthCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "events":
+		err = eventsCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "eventbus", version)
 	case "help", "-h", "--help":
