@@ -111,6 +111,9 @@ func (in *Inspector) Events(ctx context.Context, scope Scope, f EventFilter) (Ev
 	if !f.To.IsZero() {
 		end = rdb.LastIDAt(f.To)
 	}
+	if f.Cursor == rdb.MaxID {
+		return EventPage{Items: []BrowsedEvent{}}, nil // nothing follows it
+	}
 	if f.Cursor != "" && (start == "-" || rdb.CompareIDs(f.Cursor, start) >= 0) {
 		start = rdb.After(f.Cursor)
 	}

@@ -205,6 +205,11 @@ func TestEventsFilters(t *testing.T) {
 			t.Errorf("Events(%+v) = %v, want ErrInvalidFilter on %s", tc.f, err, tc.field)
 		}
 	}
+	for _, cur := range []string{rdb.MaxID, "18446744073709551615-0", ids[len(ids)-1]} {
+		if p, err := in.Events(ctx, eventbus.AllTenants(), eventbus.EventFilter{Cursor: cur}); err != nil || len(p.Items) != 0 || p.NextCursor != "" {
+			t.Errorf("cursor %s at the end: %+v %v", cur, p, err)
+		}
+	}
 	if _, err := in.Events(ctx, eventbus.Scope{}, eventbus.EventFilter{}); !errors.Is(err, eventbus.ErrInvalidScope) {
 		t.Errorf("zero scope: %v, want ErrInvalidScope", err)
 	}

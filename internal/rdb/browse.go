@@ -41,5 +41,9 @@ func ValidID(id string) bool {
 	return true
 }
 
-// After is the exclusive XRANGE start just after id.
+// MaxID is the largest stream id: nothing can follow it.
+const MaxID = "18446744073709551615-18446744073709551615"
+
+// After is the exclusive XRANGE start just after id (Redis refuses it for
+// MaxID, which callers check first).
 func After(id string) string { return "(" + id }
