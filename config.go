@@ -20,6 +20,8 @@ const (
 	DefaultMainRetention   = 30 * 24 * time.Hour
 	DefaultDLQRetention    = 90 * 24 * time.Hour
 	DefaultReplayRetention = 24 * time.Hour
+	// DefaultAuditRetention is how long the audit log keeps its entries.
+	DefaultAuditRetention = 365 * 24 * time.Hour
 	DefaultJanitorInterval = 5 * time.Minute
 	// DefaultIdempotencyWindow is how long a caller-supplied event id is
 	// remembered.
@@ -44,6 +46,7 @@ type Retention struct {
 	Main   time.Duration // default 30 days
 	DLQ    time.Duration // default 90 days
 	Replay time.Duration // default 24 hours
+	Audit  time.Duration // audit log; default 365 days
 }
 
 // Config configures a Bus. The zero value of every field but Redis means its
@@ -131,6 +134,9 @@ func (c *Config) setDefaults() {
 	if c.Retention.Replay == 0 {
 		c.Retention.Replay = DefaultReplayRetention
 	}
+	if c.Retention.Audit == 0 {
+		c.Retention.Audit = DefaultAuditRetention
+	}
 	if c.JanitorInterval == 0 {
 		c.JanitorInterval = DefaultJanitorInterval
 	}
@@ -169,6 +175,8 @@ func (c *Config) Validate() error {
 		return bad("Retention.DLQ", c.Retention.DLQ, "must be positive")
 	case c.Retention.Replay < 0:
 		return bad("Retention.Replay", c.Retention.Replay, "must be positive")
+	case c.Retention.Audit < 0:
+		return bad("Retention.Audit", c.Retention.Audit, "must be positive")
 	case c.JanitorInterval < 0:
 		return bad("JanitorInterval", c.JanitorInterval, "must be positive")
 	case c.MaxEventSize < 0:

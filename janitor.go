@@ -11,14 +11,14 @@ import (
 // TrimResult counts the entries one retention pass removed per stream
 // (Main and Retries: over every partition).
 type TrimResult struct {
-	Main, DLQ, Replay, Retries int64
+	Main, DLQ, Replay, Retries, Audit int64
 }
 
 // Trim enforces retention once on every stream: entries older than the
 // stream's retention are removed. Main and replay are trimmed with
 // MINID ~ (whole macro nodes: cheap, may keep a few entries slightly past
-// retention until the next pass); the DLQ is trimmed exactly. The janitor
-// started by Run calls it every JanitorInterval.
+// retention until the next pass); the DLQ and the audit log are trimmed
+// exactly. The janitor started by Run calls it every JanitorInterval.
 func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 	now := time.Now()
 	k := b.rdb.Keys()
@@ -45,6 +45,9 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 		if err != nil {
 			return res, wrapOp("trim", err)
 		}
+	}
+	if res.Audit, err = b.rdb.TrimMinID(ctx, k.Audit(), rdb.MinIDFor(now, b.cfg.Retention.Audit), false); err != nil {
+		return res, wrapOp("trim", err)
 	}
 	return res, nil
 }
@@ -74,9 +77,10 @@ func (j *janitor) run(ctx context.Context) {
 			}
 			continue
 		}
-		if res.Main+res.DLQ+res.Replay+res.Retries > 0 {
+		if res.Main+res.DLQ+res.Replay+res.Retries+res.Audit > 0 {
 			j.b.log.LogAttrs(ctx, slog.LevelInfo, "retention trimmed",
-				slog.Int64("main", res.Main), slog.Int64("dlq", res.DLQ), slog.Int64("replay", res.Replay))
+				slog.Int64("main", res.Main), slog.Int64("dlq", res.DLQ), slog.Int64("replay", res.Replay),
+				slog.Int64("audit", res.Audit))
 		}
 	}
 }

@@ -114,6 +114,7 @@ func table() []*setting {
 		{env: "EVENTBUS_RETENTION_MAIN", flag: "retention-main", def: "30d", usage: "main stream retention (e.g. 30d, 720h)"},
 		{env: "EVENTBUS_RETENTION_DLQ", flag: "retention-dlq", def: "90d", usage: "DLQ retention"},
 		{env: "EVENTBUS_RETENTION_REPLAY", flag: "retention-replay", def: "24h", usage: "replay stream retention"},
+		{env: "EVENTBUS_RETENTION_AUDIT", flag: "retention-audit", def: "365d", usage: "audit log retention"},
 		{env: "EVENTBUS_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "HTTP listen address"},
 		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
@@ -228,6 +229,7 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 		{"retention-main", &s.Retention.Main},
 		{"retention-dlq", &s.Retention.DLQ},
 		{"retention-replay", &s.Retention.Replay},
+		{"retention-audit", &s.Retention.Audit},
 	} {
 		d, err := parseDuration(val(rt.flag), 0)
 		if err != nil || d < time.Minute {

@@ -11,6 +11,7 @@ import "fmt"
 //	<prefix>:events:main    every event of every tenant
 //	<prefix>:events:dlq     dead letters
 //	<prefix>:events:replay  replayed copies
+//	<prefix>:events:audit   audit log of admin writes
 //
 // Cluster layout wraps the prefix in a hash tag ({<prefix>}:events:main, ...)
 // so that every key lands in one hash slot and multi-key atomic steps
@@ -64,6 +65,12 @@ func (k Keys) DLQ() string { return k.base + ":events:dlq" }
 // Replay is the stream holding replayed copies. Its entries are settled
 // with partition 0's keys (status hashes, retries).
 func (k Keys) Replay() string { return k.base + ":events:replay" }
+
+// Audit is the audit log: a stream of the admin writes (dead-letter
+// redrive, delete, purge; replay), one entry per action with its record
+// as JSON in the FieldAudit field. Shared, like the DLQ; not one of
+// Streams() (no consumer group reads it).
+func (k Keys) Audit() string { return k.base + ":events:audit" }
 
 // Streams lists the three streams in a fixed order: main, DLQ, replay.
 func (k Keys) Streams() []string { return []string{k.Main(), k.DLQ(), k.Replay()} }

@@ -25,6 +25,7 @@ func TestKeysHaveOnePartitionWithTodaysNames(t *testing.T) {
 			{pk.Status("g", ReplayStatusID("j1", ScopedID("t1", "e1"))), tc.base + ":events:status:g:replay:j1:2:t1:e1"},
 			{pk.Idempotency("t1", "e1"), tc.base + ":events:idem:2:t1:e1"},
 			{k.DLQ(), tc.base + ":events:dlq"},
+			{k.Audit(), tc.base + ":events:audit"},
 			{k.Replay(), tc.base + ":events:replay"},
 			{k.Consumers("g"), tc.base + ":events:consumers:g"},
 		} {

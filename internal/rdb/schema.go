@@ -23,6 +23,9 @@ const (
 	FieldRetry = "retry"
 	// FieldDLQ holds a dead letter's metadata (JSON) in DLQ entries.
 	FieldDLQ = "dlq"
+	// FieldAudit holds an audit record (JSON) in entries of the audit
+	// stream (Keys.Audit).
+	FieldAudit = "audit"
 )
 
 // Fields of an event's status hash (Keys.Status).
