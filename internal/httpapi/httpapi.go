@@ -70,6 +70,7 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
 	mux.Handle("GET /v1/events", s.authenticated(s.browseEvents))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
+	mux.Handle("GET /admin/audit", s.authenticated(s.audit))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
 			w.Header().Set("Allow", allow)
