@@ -21,7 +21,7 @@ const (
 	DefaultDLQRetention    = 90 * 24 * time.Hour
 	DefaultReplayRetention = 24 * time.Hour
 	// DefaultAuditRetention is how long the audit log keeps its entries.
-	DefaultAuditRetention = 365 * 24 * time.Hour
+	DefaultAuditRetention  = 365 * 24 * time.Hour
 	DefaultJanitorInterval = 5 * time.Minute
 	// DefaultIdempotencyWindow is how long a caller-supplied event id is
 	// remembered.
