@@ -195,6 +195,10 @@ func TestAuditRetention(t *testing.T) {
 	if b.cfg.Retention.Audit != 365*24*time.Hour {
 		t.Fatalf("default audit retention %v", b.cfg.Retention.Audit)
 	}
+	if _, err := New(Config{Redis: c, Prefix: prefix, Retention: Retention{Audit: -time.Hour}}); err == nil ||
+		!strings.Contains(err.Error(), "Retention.Audit") {
+		t.Errorf("negative audit retention: %v", err)
+	}
 	key := rdb.NewKeys(prefix, false).Audit()
 	now := time.Now()
 	addOld := func(ages ...time.Duration) {
