@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -36,18 +34,9 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		scope = eventbus.TenantScope(p.TenantID)
 	}
 	page, err := s.insp.Audit(r.Context(), scope, q.Get("cursor"), limit)
-	var fe *eventbus.FilterError
 	switch {
-	case errors.As(err, &fe):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: errorDetail{Code: "invalid_request", Message: fmt.Sprintf("%s: %s", fe.Field, fe.Reason), Field: fe.Field}})
-	case errors.Is(err, eventbus.ErrUnavailable):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
 	case err != nil:
-		s.writeInternal(w, r, "reading the audit log failed", err)
+		s.writeReadError(w, r, "reading the audit log failed", err)
 	default:
 		writeJSON(w, http.StatusOK, page)
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,20 +33,11 @@ func (s *Server) browseEvents(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return
 	}
 	page, err := s.insp.Events(r.Context(), scope, f)
-	var fe *eventbus.FilterError
 	switch {
-	case errors.As(err, &fe):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: errorDetail{Code: "invalid_request", Message: fmt.Sprintf("%s: %s", fe.Field, fe.Reason), Field: fe.Field}})
 	case errors.Is(err, eventbus.ErrInvalidScope):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: errorDetail{Code: "invalid_request", Message: "tenantId: blank", Field: "tenantId"}})
-	case errors.Is(err, eventbus.ErrUnavailable):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
 	case err != nil:
-		s.writeInternal(w, r, "browsing events failed", err)
+		s.writeReadError(w, r, "browsing events failed", err)
 	default:
 		writeJSON(w, http.StatusOK, page)
 	}

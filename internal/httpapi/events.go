@@ -254,14 +254,8 @@ func (s *Server) eventStatus(w http.ResponseWriter, r *http.Request, p auth.Prin
 	switch {
 	case errors.Is(err, eventbus.ErrNotFound), errors.Is(err, eventbus.ErrInvalidScope), err == nil && !p.SeesTenant(st.TenantID):
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %q not found", id))
-	case errors.Is(err, eventbus.ErrUnavailable):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
 	case err != nil:
-		s.writeInternal(w, r, "status lookup failed", err)
+		s.writeReadError(w, r, "status lookup failed", err)
 	default:
 		writeJSON(w, http.StatusOK, st)
 	}
@@ -277,4 +271,23 @@ func statusScope(r *http.Request, p auth.Principal) eventbus.Scope {
 		return eventbus.TenantScope(t)
 	}
 	return eventbus.AllTenants()
+}
+
+// writeReadError answers the failure of a read through the Inspector: 400
+// naming the field of a bad filter, 503 while Redis is unreachable or
+// slow, and otherwise a generic 500 (logged as what).
+func (s *Server) writeReadError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var fe *eventbus.FilterError
+	switch {
+	case errors.As(err, &fe):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: errorDetail{Code: "invalid_request", Message: fmt.Sprintf("%s: %s", fe.Field, fe.Reason), Field: fe.Field}})
+	case errors.Is(err, eventbus.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "redis_unavailable", "the event store is unreachable")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "timeout", "the event store did not answer in time")
+	default:
+		s.writeInternal(w, r, what, err)
+	}
 }
