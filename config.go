@@ -23,6 +23,10 @@ const (
 	// DefaultAuditRetention is how long the audit log keeps its entries.
 	DefaultAuditRetention  = 365 * 24 * time.Hour
 	DefaultJanitorInterval = 5 * time.Minute
+	// DefaultDLQBudget is the DLQ size the health report measures against.
+	DefaultDLQBudget = 10000
+	// DefaultMaxRedrives is how often a dead letter may be redriven.
+	DefaultMaxRedrives = 3
 	// DefaultIdempotencyWindow is how long a caller-supplied event id is
 	// remembered.
 	DefaultIdempotencyWindow = 24 * time.Hour
@@ -98,6 +102,14 @@ type Config struct {
 	// the Redis client's timeouts: give the client ContextTimeoutEnabled
 	// and a ReadTimeout so that it ends with the deadline too. Default 2s.
 	PublishTimeout time.Duration
+	// DLQBudget is the number of dead letters the DLQ is sized for: the
+	// health report warns at 80 % of it and turns unhealthy at 95 %. The
+	// DLQ is never trimmed by count, only by its retention. Default 10,000.
+	DLQBudget int
+	// MaxRedrives is how often one event's dead letter (per handler) may
+	// be redriven; past it a redrive is refused with ErrRedriveLimit, so
+	// that a handler that always fails cannot loop. Default 3.
+	MaxRedrives int
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as
 	// unknown.
@@ -139,6 +151,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.JanitorInterval == 0 {
 		c.JanitorInterval = DefaultJanitorInterval
+	}
+	if c.DLQBudget == 0 {
+		c.DLQBudget = DefaultDLQBudget
+	}
+	if c.MaxRedrives == 0 {
+		c.MaxRedrives = DefaultMaxRedrives
 	}
 	if c.MaxEventSize == 0 {
 		c.MaxEventSize = DefaultMaxEventSize
@@ -187,6 +205,10 @@ func (c *Config) Validate() error {
 		return bad("PublishTimeout", c.PublishTimeout, "must be at least 1ms")
 	case c.PublishPipelines < 0:
 		return bad("PublishPipelines", c.PublishPipelines, "must be positive")
+	case c.DLQBudget < 0:
+		return bad("DLQBudget", c.DLQBudget, "must be positive")
+	case c.MaxRedrives < 0:
+		return bad("MaxRedrives", c.MaxRedrives, "must be positive")
 	}
 	for field, v := range map[string]string{"Prefix": c.Prefix, "Group": c.Group, "Consumer": c.Consumer} {
 		if err := ValidateName(v); err != nil {

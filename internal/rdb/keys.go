@@ -1,6 +1,9 @@
 package rdb
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Keys builds every Redis key name the product uses. With schema.go (entry
 // and hash fields, retry members, status ids) it is the only place that
@@ -61,6 +64,29 @@ func (k Keys) Main() string { return k.base + ":events:main" }
 
 // DLQ is the dead-letter stream.
 func (k Keys) DLQ() string { return k.base + ":events:dlq" }
+
+// DLQIndex is the DLQ's index: a sorted set, every score 0, whose members
+// name each DLQ entry twice, once under its tenant and once under its event
+// id (see DLQTenantMember and DLQEventMember in dlq.go), so that one
+// tenant's dead letters and one event's are read by lexicographic range
+// without scanning the DLQ. It changes in the same atomic step as the DLQ.
+func (k Keys) DLQIndex() string { return k.base + ":events:dlq:index" }
+
+// DLQCounters is a hash of DLQ counters that survive the entries they
+// count: entries removed by retention, redriven, deleted.
+func (k Keys) DLQCounters() string { return k.base + ":events:dlq:counters" }
+
+// StatsMinute is the hash of throughput and failure counters of one UTC
+// minute (unix time / 60); it expires after a little over an hour.
+func (k Keys) StatsMinute(minute int64) string {
+	return k.base + ":events:stats:m:" + strconv.FormatInt(minute, 10)
+}
+
+// StatsHour is the hash of throughput and failure counters of one UTC hour
+// (unix time / 3600); it expires after a little over a day.
+func (k Keys) StatsHour(hour int64) string {
+	return k.base + ":events:stats:h:" + strconv.FormatInt(hour, 10)
+}
 
 // Replay is the stream holding replayed copies. Its entries are settled
 // with partition 0's keys (status hashes, retries).
