@@ -162,6 +162,53 @@ var trimDLQ = redis.NewScript(luaSchema + luaDLQ + `
 return dlqTrim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]))
 `)
 
+// addDLQ writes one DLQ entry with the given id ('*' for a new one) and
+// indexes it; it returns the id. No trim.
+//
+// KEYS[1] DLQ  KEYS[2] index  ARGV[1] id  ARGV[2] payload  ARGV[3] meta
+var addDLQ = redis.NewScript(luaSchema + luaDLQ + `
+local id = redis.call('XADD', KEYS[1], ARGV[1], F_EVENT, ARGV[2], F_DLQ, ARGV[3])
+dlqIndex(KEYS[2], ARGV[3], id)
+return id
+`)
+
+// DLQAdd is one entry for AddDLQ.
+type DLQAdd struct {
+	ID      string // the stream id; "" or "*" for a new one
+	Payload string // the event field
+	Meta    []byte // the dlq field (DeadLetter JSON)
+}
+
+// AddDLQ writes DLQ entries, each indexed in the same script run,
+// pipelined, and returns their ids. It is for tools, tests and
+// benchmarks (explicit ids seed old entries); consumers write dead
+// letters through Settle and DeadLetterEntry.
+func (r *RDB) AddDLQ(ctx context.Context, items []DLQAdd) ([]string, error) {
+	k := r.keys
+	if err := addDLQ.Load(ctx, r.c).Err(); err != nil {
+		return nil, fmt.Errorf("script load: %w", err)
+	}
+	cmds := make([]*redis.Cmd, len(items))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, it := range items {
+			id := it.ID
+			if id == "" {
+				id = "*"
+			}
+			cmds[i] = addDLQ.EvalSha(ctx, p, []string{k.DLQ(), k.DLQIndex()}, id, it.Payload, it.Meta)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add dead letters: %w", err)
+	}
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i], _ = c.Text()
+	}
+	return out, nil
+}
+
 // dlqCheck is the prologue of the scripts that act on one DLQ entry: it
 // returns 0 when the entry ARGV[1] is gone and -1 when its metadata's
 // SHA-1 is not ARGV[2] (when ARGV[2] is not empty); otherwise meta holds
