@@ -147,14 +147,17 @@ func (q dlqQuery) matches(scope Scope, r dlqRead) bool {
 // returns false. It returns the cursor to continue from: the id of the
 // entry fn refused, or of the last entry read; "" when the DLQ (or the
 // tenant's part of it) was read to its end. A tenant's entries are found
-// through the DLQ index: no other tenant's entry is read.
-func (in *Inspector) scan(ctx context.Context, scope Scope, q dlqQuery, cursor string, readMax int, fn func(dlqRead) bool) (string, error) {
+// through the DLQ index: no other tenant's entry is read. The first read
+// asks for first entries (at least 1), the next ones for browseChunk.
+func (in *Inspector) scan(ctx context.Context, scope Scope, q dlqQuery, cursor string, readMax, first int, fn func(dlqRead) bool) (string, error) {
 	b := in.b
 	rg := q.rg
 	rg.Before = cursor
 	read := 0
+	chunk := max(1, min(first, browseChunk))
 	for read < readMax {
-		n := min(browseChunk, readMax-read)
+		n := min(chunk, readMax-read)
+		chunk = browseChunk
 		var msgs []redis.XMessage
 		var fetched int
 		var last string
@@ -229,16 +232,12 @@ func (in *Inspector) DeadLetters(ctx context.Context, scope Scope, opts DLQListO
 	if opts.Cursor == "0-0" {
 		return page, nil // nothing precedes it
 	}
-	page.NextCursor, err = in.scan(ctx, scope, q, opts.Cursor, DLQReadMax, func(r dlqRead) bool {
+	page.NextCursor, err = in.scan(ctx, scope, q, opts.Cursor, DLQReadMax, limit, func(r dlqRead) bool {
 		page.Items = append(page.Items, r.item())
 		return len(page.Items) < limit
 	})
 	if err != nil {
 		return DLQPage{}, err
-	}
-	if len(page.Items) == limit && page.NextCursor == "" {
-		// The last item filled the page at the very end of the DLQ.
-		page.NextCursor = page.Items[limit-1].ID
 	}
 	return page, nil
 }
@@ -643,7 +642,7 @@ func (in *Inspector) selectDLQ(ctx context.Context, scope Scope, sel DLQSelectio
 	cursor := ""
 	for {
 		var rs []dlqRead
-		next, err := in.scan(ctx, scope, q, cursor, DLQReadMax, func(r dlqRead) bool {
+		next, err := in.scan(ctx, scope, q, cursor, DLQReadMax, browseChunk, func(r dlqRead) bool {
 			rs = append(rs, r)
 			return true
 		})

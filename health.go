@@ -103,10 +103,11 @@ func (b *Bus) Health(ctx context.Context) Health { return b.Inspector().Health(c
 // A group is flagged when entries it never read have been removed, or when
 // its oldest pending or oldest undelivered entry is within 10 % of the
 // retention horizon. Healthy is false when Redis is unreachable, a stream
-// is missing or unreadable, or data is at risk.
+// is missing or unreadable, data is at risk, or the DLQ holds 95 % of its
+// budget (Config.DLQBudget; a warning from 80 %).
 func (b *Bus) health(ctx context.Context) Health {
 	now := time.Now().UTC()
-	h := Health{Timestamp: now}
+	h := Health{Timestamp: now, DLQBudget: DLQBudgetHealth{Budget: int64(b.cfg.DLQBudget)}}
 	k := b.rdb.Keys()
 	// Main reports partition 0's main stream: the whole main stream while
 	// there is one partition. More partitions need a report per partition
