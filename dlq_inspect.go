@@ -561,7 +561,11 @@ func (in *Inspector) bulk(ctx context.Context, scope Scope, actor Actor, sel DLQ
 	if action == auditDLQPurge {
 		count = res.Deleted
 	}
-	if aerr := in.audit(ctx, scope, actor, action, auditSelection(sel), count); aerr != nil {
+	acted := scope // the tenant acted on: a platform caller's filter may name one
+	if scope.All() && sel.Filter != nil && sel.Filter.TenantID != "" {
+		acted = TenantScope(sel.Filter.TenantID)
+	}
+	if aerr := in.audit(ctx, acted, actor, action, auditSelection(sel), count); aerr != nil {
 		if err != nil {
 			return res, fmt.Errorf("%w (and the audit record failed: %v)", err, aerr)
 		}
