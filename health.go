@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hyvve/eventbus/internal/rdb"
@@ -18,8 +19,36 @@ type Health struct {
 	Timestamp time.Time     `json:"timestamp"`
 	Redis     RedisHealth   `json:"redis"`
 	Streams   StreamsHealth `json:"streams"`
-	// Warnings explain every reason Healthy is false, plus data at risk.
+	// DLQBudget is the DLQ's size against Config.DLQBudget.
+	DLQBudget DLQBudgetHealth `json:"dlqBudget"`
+	// Warnings explain every reason Healthy is false, plus data at risk
+	// and a DLQ past 80 % of its budget (still healthy below 95 %).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// DLQ budget thresholds: the health report warns when the DLQ holds
+// dlqBudgetWarn of Config.DLQBudget and turns unhealthy at dlqBudgetFail.
+const (
+	dlqBudgetWarn = 0.80
+	dlqBudgetFail = 0.95
+)
+
+// DLQBudgetHealth is the DLQ's size against its budget. The DLQ is never
+// trimmed by count: past its budget it keeps growing, and only its
+// retention removes entries (counted in TrimmedByRetention).
+type DLQBudgetHealth struct {
+	// Budget is Config.DLQBudget (entries).
+	Budget int64 `json:"budget"`
+	// Length is the number of entries in the whole DLQ.
+	Length int64 `json:"length"`
+	// UsedPercent is Length against Budget, in percent.
+	UsedPercent float64 `json:"usedPercent"`
+	// Level is "" below 80 % of the budget, "warning" from 80 %,
+	// "critical" from 95 % (the report is then unhealthy).
+	Level string `json:"level,omitempty"`
+	// TrimmedByRetention counts the entries the DLQ's retention removed
+	// since the DLQ was created.
+	TrimmedByRetention int64 `json:"trimmedByRetention"`
 }
 
 // RedisHealth tells whether Redis answered a PING and how fast.
@@ -74,10 +103,11 @@ func (b *Bus) Health(ctx context.Context) Health { return b.Inspector().Health(c
 // A group is flagged when entries it never read have been removed, or when
 // its oldest pending or oldest undelivered entry is within 10 % of the
 // retention horizon. Healthy is false when Redis is unreachable, a stream
-// is missing or unreadable, or data is at risk.
+// is missing or unreadable, data is at risk, or the DLQ holds 95 % of its
+// budget (Config.DLQBudget; a warning from 80 %).
 func (b *Bus) health(ctx context.Context) Health {
 	now := time.Now().UTC()
-	h := Health{Timestamp: now}
+	h := Health{Timestamp: now, DLQBudget: DLQBudgetHealth{Budget: int64(b.cfg.DLQBudget)}}
 	k := b.rdb.Keys()
 	// Main reports partition 0's main stream: the whole main stream while
 	// there is one partition. More partitions need a report per partition
@@ -112,8 +142,41 @@ func (b *Bus) health(ctx context.Context) Health {
 	} {
 		h.Warnings = append(h.Warnings, b.streamHealth(ctx, now, s.sh, s.retention, s.checkRisk)...)
 	}
-	h.Healthy = len(h.Warnings) == 0
+	unhealthy := len(h.Warnings) > 0
+	warning, fail := b.dlqBudgetHealth(ctx, &h)
+	if warning != "" {
+		h.Warnings = append(h.Warnings, warning)
+	}
+	h.Healthy = !unhealthy && !fail
 	return h
+}
+
+// dlqBudgetHealth fills h.DLQBudget from the DLQ's length (read by
+// streamHealth) and its counters. It returns a warning, if any, and
+// whether it makes the report unhealthy.
+func (b *Bus) dlqBudgetHealth(ctx context.Context, h *Health) (string, bool) {
+	d := &h.DLQBudget
+	d.Budget = int64(b.cfg.DLQBudget)
+	d.Length = h.Streams.DLQ.Length
+	counts, err := b.rdb.DLQCounts(ctx)
+	if err != nil {
+		return fmt.Sprintf("dlq counters: %v", err), true
+	}
+	d.TrimmedByRetention = counts[rdb.DLQCounterTrimmed]
+	if d.Budget <= 0 {
+		return "", false
+	}
+	used := float64(d.Length) / float64(d.Budget)
+	d.UsedPercent = math.Round(used*1000) / 10
+	switch {
+	case used >= dlqBudgetFail:
+		d.Level = AlarmCritical
+		return fmt.Sprintf("dlq holds %d entries, %.1f%% of its budget of %d (unhealthy from 95%%)", d.Length, d.UsedPercent, d.Budget), true
+	case used >= dlqBudgetWarn:
+		d.Level = AlarmWarning
+		return fmt.Sprintf("dlq holds %d entries, %.1f%% of its budget of %d (warning from 80%%)", d.Length, d.UsedPercent, d.Budget), false
+	}
+	return "", false
 }
 
 func (b *Bus) streamHealth(ctx context.Context, now time.Time, sh *StreamHealth, retention time.Duration, checkRisk bool) []string {

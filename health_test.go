@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -231,5 +232,53 @@ func TestRedisLostAndBack(t *testing.T) {
 	waitFor(t, 15*time.Second, "healthy again", func() bool { return b.Health(ctx).Healthy })
 	if err := b.Ready(ctx); err != nil {
 		t.Errorf("Ready after Redis returned: %v", err)
+	}
+}
+
+// The DLQ budget: a warning from 80 % (still healthy), unhealthy from
+// 95 %, with the budget, the use and the entries removed by retention in
+// the report.
+func TestHealthDLQBudget(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	b := newBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.DLQBudget = 20 })
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seed := func(n int) {
+		var s []dlqSeed
+		for i := range n {
+			s = append(s, dlqSeed{dl: deadLetterOf("t1", fmt.Sprintf("e%d", i), "order.created", "h", "x")})
+		}
+		seedDLQ(t, c, prefix, s)
+	}
+	for _, tc := range []struct {
+		add     int
+		healthy bool
+		level   string
+		used    float64
+	}{
+		{15, true, "", 75},
+		{1, true, eventbus.AlarmWarning, 80},
+		{2, true, eventbus.AlarmWarning, 90},
+		{1, false, eventbus.AlarmCritical, 95},
+		{5, false, eventbus.AlarmCritical, 120},
+	} {
+		seed(tc.add)
+		h := b.Health(ctx)
+		d := h.DLQBudget
+		if h.Healthy != tc.healthy || d.Level != tc.level || d.UsedPercent != tc.used || d.Budget != 20 {
+			t.Errorf("after %d more: healthy %v, dlqBudget %+v, warnings %q; want healthy %v, level %q, used %v%%",
+				tc.add, h.Healthy, d, h.Warnings, tc.healthy, tc.level, tc.used)
+		}
+		if (tc.level != "") != slices.ContainsFunc(h.Warnings, func(w string) bool { return strings.Contains(w, "budget") }) {
+			t.Errorf("warnings %q: want a budget warning exactly when the level is set", h.Warnings)
+		}
+	}
+	if err := c.HSet(ctx, testKeys(prefix).DLQCounters(), rdb.DLQCounterTrimmed, 7).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Health(ctx).DLQBudget; d.TrimmedByRetention != 7 {
+		t.Errorf("trimmedByRetention %d, want 7", d.TrimmedByRetention)
 	}
 }

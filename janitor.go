@@ -18,7 +18,11 @@ type TrimResult struct {
 // stream's retention are removed. Main and replay are trimmed with
 // MINID ~ (whole macro nodes: cheap, may keep a few entries slightly past
 // retention until the next pass); the DLQ and the audit log are trimmed
-// exactly. The janitor started by Run calls it every JanitorInterval.
+// exactly. The DLQ is trimmed in chunks that remove each entry's DLQ index
+// members in the same step and count the entries in the DLQ counters
+// (reported as trimmedByRetention), until no entry older than its
+// retention is left. The janitor started by Run calls it every
+// JanitorInterval.
 func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 	now := time.Now()
 	k := b.rdb.Keys()
@@ -31,8 +35,16 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 			return res, wrapOp("trim", err)
 		}
 	}
-	if res.DLQ, err = b.rdb.TrimMinID(ctx, k.DLQ(), rdb.MinIDFor(now, b.cfg.Retention.DLQ), false); err != nil {
-		return res, wrapOp("trim", err)
+	dlqMin := rdb.MinIDFor(now, b.cfg.Retention.DLQ)
+	for {
+		n, err := b.rdb.TrimDLQ(ctx, dlqMin)
+		res.DLQ += n
+		if err != nil {
+			return res, wrapOp("trim", err)
+		}
+		if n < rdb.DLQTrimChunk {
+			break
+		}
 	}
 	if res.Replay, err = b.rdb.TrimMinID(ctx, k.Replay(), rdb.MinIDFor(now, b.cfg.Retention.Replay), true); err != nil {
 		return res, wrapOp("trim", err)

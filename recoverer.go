@@ -126,6 +126,7 @@ func (c *Consumer) deadLetterPoison(t *task, reason string) {
 		EventID: t.ev.ID, Type: t.ev.Type, TenantID: t.ev.TenantID, Handler: names[0], Handlers: names,
 		Group: cfg.Group, Stream: t.stream, OriginalStreamID: t.m.ID,
 		Attempts: 1, Errors: errs, MovedAt: now, Reason: reason,
+		StatusID: deadLetterStatusID(t.statusID, t.ev.TenantID, t.ev.ID),
 	})
 	args.Ops = append(args.Ops, rdb.SettleOp{Kind: rdb.OpDLQ, Handler: names[0], Record: rec, Payload: t.raw, Meta: meta})
 	for _, name := range names[1:] {

@@ -55,9 +55,23 @@ type retryData struct {
 	Errors           []AttemptError `json:"errors"`
 	// StatusID names the event's status hash (see task.statusID).
 	StatusID string `json:"statusId,omitempty"`
+	// Redrives counts how often this event and handler were redriven from
+	// the DLQ (Inspector.Redrive); a dead letter written for this retry
+	// carries it, so that the redrive limit (Config.MaxRedrives) counts
+	// per event and handler and outlives the status hash.
+	Redrives int `json:"redrives,omitempty"`
 	// WaitingSince is when a consumer without this handler first passed
 	// the due retry back (see ConsumerConfig.UnknownHandlerTimeout).
 	WaitingSince *time.Time `json:"waitingSince,omitempty"`
+}
+
+// deadLetterStatusID is the DeadLetter.StatusID of an event whose status
+// hash is statusID: empty when that is the event's scoped id.
+func deadLetterStatusID(statusID, tenantID, eventID string) string {
+	if statusID == rdb.ScopedID(tenantID, eventID) {
+		return ""
+	}
+	return statusID
 }
 
 func (d *retryData) statusID() string {

@@ -112,6 +112,7 @@ func (c *Consumer) dlqOp(data retryData, reason string, fromRetry bool) rdb.Sett
 		EventID: data.EventID, Type: data.Type, TenantID: data.TenantID, Handler: data.Handler,
 		Group: c.bus.cfg.Group, Stream: data.Stream, OriginalStreamID: data.OriginalStreamID,
 		Attempts: made, Errors: data.Errors, MovedAt: now, Reason: reason,
+		StatusID: deadLetterStatusID(data.statusID(), data.TenantID, data.EventID), Redrives: data.Redrives,
 	})
 	return rdb.SettleOp{Kind: rdb.OpDLQ, Handler: data.Handler, Record: rec, Payload: data.Event, Meta: meta, Flag: fromRetry}
 }

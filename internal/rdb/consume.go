@@ -110,7 +110,8 @@ type SettleArgs struct {
 // and acknowledges the entry, atomically.
 func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 	k := r.keys.Partition(a.Partition)
-	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group), r.keys.DLQ()}
+	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group),
+		r.keys.DLQ(), r.keys.DLQIndex(), r.keys.DLQCounters()}
 	args := make([]any, 0, 8+7*len(a.Ops))
 	args = append(args, a.Group, a.EntryID, a.OpenTTL.Milliseconds(), a.ResolvedTTL.Milliseconds(), a.DLQMinID,
 		a.EventStreamID, a.Type, a.Tenant, a.Consumer)
@@ -154,7 +155,7 @@ func DueMillis(t time.Time) int64 {
 // ErrNotOwner or ErrNotPending (nothing changed) otherwise, so a send
 // repeated after a lost reply writes one dead letter.
 func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, consumer, id, payload string, meta []byte, dlqMinID string) error {
-	n, err := deadLetterEntry.Run(ctx, r.c, []string{stream, r.keys.DLQ()},
+	n, err := deadLetterEntry.Run(ctx, r.c, []string{stream, r.keys.DLQ(), r.keys.DLQIndex(), r.keys.DLQCounters()},
 		group, id, dlqMinID, payload, meta, "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", id, err)

@@ -21,11 +21,17 @@ if p[1][2] ~= ARGV[9] then return -1 end
 // acknowledges it, only while this consumer owns it (ownerCheck), so that
 // a send repeated after a lost reply writes one dead letter.
 //
-// KEYS[1] the entry's stream  KEYS[2] the DLQ stream
-// ARGV[1] group  ARGV[2] entry id  ARGV[3] DLQ MINID (exact)
-// ARGV[4] payload  ARGV[5] meta JSON  ARGV[6..8] unused  ARGV[9] consumer
-var deadLetterEntry = redis.NewScript(luaSchema + ownerCheck + `
-redis.call('XADD', KEYS[2], 'MINID', ARGV[3], '*', F_EVENT, ARGV[4], F_DLQ, ARGV[5])
+// The dead letter is indexed (Keys.DLQIndex) in the same step, and up to
+// 100 DLQ entries older than ARGV[3] are removed with their index members
+// (the janitor removes any more).
+//
+// KEYS[1] the entry's stream  KEYS[2] the DLQ stream  KEYS[3] the DLQ
+// index  KEYS[4] the DLQ counters
+// ARGV[1] group  ARGV[2] entry id  ARGV[3] DLQ retention horizon (ids
+// below it are removed)  ARGV[4] payload  ARGV[5] meta JSON  ARGV[6..8]
+// unused  ARGV[9] consumer
+var deadLetterEntry = redis.NewScript(luaSchema + luaDLQ + ownerCheck + `
+dlqAdd(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
@@ -33,14 +39,18 @@ return 1
 // settle records the outcome of one delivery in one atomic step: the
 // entry is acknowledged first (so nothing below can repeat if a later
 // command failed), then handler outcomes go to the status hash, retries
-// are scheduled and dead letters written. It returns -1 and does nothing
-// when another consumer owns the entry, -2 when it is pending nowhere.
+// are scheduled and dead letters written (each indexed in the DLQ index,
+// and up to 100 DLQ entries older than the DLQ's retention removed with
+// their index members first). It returns -1 and does nothing when another
+// consumer owns the entry, -2 when it is pending nowhere.
 //
 // KEYS[1] the entry's stream     KEYS[2] the status hash
 // KEYS[3] the retry schedule     KEYS[4] the retry data hash
-// KEYS[5] the DLQ stream
+// KEYS[5] the DLQ stream         KEYS[6] the DLQ index
+// KEYS[7] the DLQ counters
 // ARGV[1] group  ARGV[2] entry id  ARGV[3] status TTL ms while retries are
-// open  ARGV[4] status TTL ms once resolved  ARGV[5] DLQ MINID (exact)
+// open  ARGV[4] status TTL ms once resolved  ARGV[5] DLQ retention horizon
+// (DLQ ids below it are removed)
 // ARGV[6] meta: event stream id  ARGV[7] meta: type  ARGV[8] meta: tenant
 // ARGV[9] consumer
 // then per operation 7 slots: kind, handler, handler JSON, a, b, c, flag
@@ -50,7 +60,7 @@ return 1
 //	kind OP_DLQ:   a payload, b meta JSON; flag '1' when it resolves one
 //
 // Field names and op kinds come from the schema (luaSchema).
-var settle = redis.NewScript(luaSchema + ownerCheck + `
+var settle = redis.NewScript(luaSchema + luaDLQ + ownerCheck + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 local status = KEYS[2]
 redis.call('HSET', status, S_STREAM, ARGV[6], S_TYPE, ARGV[7], S_TENANT, ARGV[8])
@@ -64,7 +74,7 @@ for i = 10, #ARGV, 7 do
     if flag == '1' then redis.call('HINCRBY', status, S_OPEN, 1) end
   else
     if kind == OP_DLQ then
-      redis.call('XADD', KEYS[5], 'MINID', ARGV[5], '*', F_EVENT, a, F_DLQ, b)
+      dlqAdd(KEYS[5], KEYS[6], KEYS[7], ARGV[5], a, b)
     end
     if flag == '1' then redis.call('HINCRBY', status, S_OPEN, -1) end
   end
