@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/auth"
+	"github.com/hyvve/eventbus/internal/redistest"
 )
 
 // TestParseBulkRequest: a bulk body selects by ids, eventIds or a filter
@@ -188,6 +190,60 @@ func TestWriteDLQError(t *testing.T) {
 		}
 		if rec.Code != tt.status || e.Error.Code != tt.code || e.Error.Field != tt.field || !strings.Contains(e.Error.Message, tt.msgHas) || strings.Contains(e.Error.Message, "secret") {
 			t.Errorf("%s: %d %+v, want %d %s field %q message with %q", tt.name, rec.Code, e.Error, tt.status, tt.code, tt.field, tt.msgHas)
+		}
+	}
+}
+
+// TestDLQRouteRefusals: the answers the routes decide before asking the
+// Inspector (no dead letters needed): 401 without a token, 403 for roles
+// other than admin and owner, 404 for a tenantId naming another tenant,
+// 400 naming the parameter or body field, 413 for a body over the limit,
+// 405 for another method.
+func TestDLQRouteRefusals(t *testing.T) {
+	c, prefix := redistest.Shared(t)
+	_, srv := newServer(t, c, prefix)
+	adminA, viewerA := jwtFor(t, "tenant-a", "admin"), jwtFor(t, "tenant-a", "viewer")
+	big := `{"ids":["` + strings.Repeat("x", maxAdminBody) + `"]}`
+	for _, tt := range []struct {
+		name, method, path, token, body string
+		want                            int
+		code, field                     string
+	}{
+		{"list, no token", "GET", "/admin/events/dlq", "", "", 401, "unauthenticated", ""},
+		{"list, publisher", "GET", "/admin/events/dlq", keyPublisher, "", 403, "forbidden", ""},
+		{"stats, viewer", "GET", "/admin/events/stats", viewerA, "", 403, "forbidden", ""},
+		{"purge, viewer key", "POST", "/admin/events/dlq/purge", keyViewer, `{"ids":["1-1"],"confirm":true}`, 403, "forbidden", ""},
+		{"delete, member", "DELETE", "/admin/events/dlq/e1", jwtFor(t, "tenant-a", "member"), "", 403, "forbidden", ""},
+		{"list, other tenant", "GET", "/admin/events/dlq?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"stats, other tenant", "GET", "/admin/events/stats?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"show, other tenant", "GET", "/admin/events/dlq/e1?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"entry, other tenant", "GET", "/admin/events/dlq/entries/1-1?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"retry, other tenant", "POST", "/admin/events/dlq/e1/retry?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"delete, other tenant", "DELETE", "/admin/events/dlq/e1?tenantId=tenant-b", adminA, "", 404, "not_found", ""},
+		{"bulk filter, other tenant", "POST", "/admin/events/dlq/retry", adminA, `{"filter":{"tenantId":"tenant-b"}}`, 404, "not_found", ""},
+		{"list, bad from", "GET", "/admin/events/dlq?from=yesterday", adminA, "", 400, "invalid_request", "from"},
+		{"list, bad to", "GET", "/admin/events/dlq?to=2026", keyPlatform, "", 400, "invalid_request", "to"},
+		{"list, bad limit", "GET", "/admin/events/dlq?limit=x", adminA, "", 400, "invalid_request", "limit"},
+		{"bulk, nothing selected", "POST", "/admin/events/dlq/purge", adminA, `{"confirm":true}`, 400, "invalid_request", ""},
+		{"bulk, two selections", "POST", "/admin/events/dlq/retry", keyPlatform, `{"ids":["1-1"],"eventIds":["e"]}`, 400, "invalid_request", ""},
+		{"bulk, unknown field", "POST", "/admin/events/dlq/retry", adminA, `{"ids":["1-1"],"force":true}`, 400, "invalid_request", "force"},
+		{"bulk, bad filter time", "POST", "/admin/events/dlq/purge", adminA, `{"filter":{"to":"soon"}}`, 400, "invalid_request", "filter.to"},
+		{"bulk, confirm not boolean", "POST", "/admin/events/dlq/purge", adminA, `{"ids":["1-1"],"confirm":1}`, 400, "invalid_request", "confirm"},
+		{"bulk, not JSON", "POST", "/admin/events/dlq/purge", adminA, `purge everything`, 400, "invalid_request", ""},
+		{"bulk, body too large", "POST", "/admin/events/dlq/purge", adminA, big, 413, "too_large", ""},
+		{"PUT on the list", "PUT", "/admin/events/dlq", adminA, "", 405, "method_not_allowed", ""},
+	} {
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		r := send(t, tt.method, srv.URL+tt.path, tt.token, body)
+		if r.status != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, r.status, r.body, tt.want)
+			continue
+		}
+		if code, field := r.errorCode(t); code != tt.code || field != tt.field {
+			t.Errorf("%s: code %q field %q, want %q %q", tt.name, code, field, tt.code, tt.field)
 		}
 	}
 }
