@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,27 +53,29 @@ func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 
 // writeStats prints the report as tables.
 func writeStats(w io.Writer, st eventbus.Stats) error {
+	// One line per part: the label aligned, the figures after it.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "SCOPE\t%s\n", st.Scope)
-	fmt.Fprintf(tw, "AT\t%s\n", st.Timestamp.UTC().Format(time.RFC3339))
+	line := func(label string, figures ...string) { fmt.Fprintf(tw, "%s\t%s\n", label, strings.Join(figures, "  ")) }
+	line("SCOPE", st.Scope)
+	line("AT", st.Timestamp.UTC().Format(time.RFC3339))
 	if m := st.MainStream; m != nil {
-		fmt.Fprintf(tw, "MAIN STREAM\t%s\tlength %d\tfirst %s\tlast %s\n", m.Name, m.Length, orDashPtr(m.FirstEntryID), orDashPtr(m.LastEntryID))
+		line("MAIN STREAM", m.Name, fmt.Sprintf("length %d", m.Length), "first "+orDashPtr(m.FirstEntryID), "last "+orDashPtr(m.LastEntryID))
 	}
-	dlq := fmt.Sprintf("length %d", st.DLQ.Length)
+	dlq := []string{fmt.Sprintf("length %d", st.DLQ.Length)}
 	if st.DLQ.Budget > 0 && st.Scope == "*" {
-		dlq += fmt.Sprintf("\tbudget %d (%.1f %% used)\ttrimmed by retention %d", st.DLQ.Budget, st.DLQ.UsedPercent, st.DLQ.TrimmedByRetention)
+		dlq = append(dlq, fmt.Sprintf("budget %d (%.1f %% used)", st.DLQ.Budget, st.DLQ.UsedPercent), fmt.Sprintf("trimmed by retention %d", st.DLQ.TrimmedByRetention))
 	}
-	fmt.Fprintf(tw, "DLQ\t%s\n", dlq)
+	line("DLQ", dlq...)
 	if g := st.ConsumerGroup; g != nil {
 		oldest := "-"
 		if g.OldestPendingAgeMs != nil {
 			oldest = (time.Duration(*g.OldestPendingAgeMs) * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "GROUP\t%s\tpending %d\tconsumers %d\tlag %s\toldest pending %s\tretries scheduled %d\n",
-			g.Name, g.Pending, g.Consumers, orDashInt(g.Lag), oldest, g.RetriesScheduled)
+		line("GROUP", g.Name, fmt.Sprintf("pending %d", g.Pending), fmt.Sprintf("consumers %d", g.Consumers), "lag "+orDashInt(g.Lag),
+			"oldest pending "+oldest, fmt.Sprintf("retries scheduled %d", g.RetriesScheduled))
 	}
-	fmt.Fprintf(tw, "PUBLISHED\tlast hour %d\tlast 24h %d\n", st.Throughput.LastHour, st.Throughput.Last24h)
-	fmt.Fprintf(tw, "FAILURES\tlast hour %d\n", st.Failures.LastHour)
+	line("PUBLISHED", fmt.Sprintf("last hour %d", st.Throughput.LastHour), fmt.Sprintf("last 24h %d", st.Throughput.Last24h))
+	line("FAILURES", fmt.Sprintf("last hour %d", st.Failures.LastHour))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
