@@ -6,6 +6,8 @@
 //	eventbus status    print an event's status (JSON)
 //	eventbus health    print the health report (JSON)
 //	eventbus events    browse events ("events list")
+//	eventbus dlq       dead letters: list, show, retry, delete, purge
+//	eventbus stats     print the stats report
 //	eventbus version   print the version
 //
 // Settings come from flags and the environment, flags winning; run
@@ -43,7 +45,26 @@ Usage:
   eventbus events list [--type P] [--tenant T] [--from T] [--to T] [--limit N] [--cursor C] [--json]
                             list one page of events, oldest first (a table, or JSON lines);
                             the next page's cursor goes to stderr
+  eventbus dlq list [--type P] [--handler H] [--tenant T] [--from T] [--to T] [--q TEXT]
+                    [--limit N] [--cursor C] [--json]
+                            list one page of dead letters, newest first (a table, or JSON lines)
+  eventbus dlq show [--tenant T] [--json] <event-id> | --entry <dlq-entry-id>
+                            print an event's dead letters (errors, stacks, the event)
+  eventbus dlq retry [--tenant T] <event-id>
+  eventbus dlq retry --ids ID,... | --event-ids ID,... | filter flags | --all [--yes]
+                            send dead letters back to their failed handler; many: a dry run
+                            prints the count, then it asks "Redrive N dead letters? [y/N]"
+  eventbus dlq delete [--tenant T] <event-id>
+                            remove an event's dead letters
+  eventbus dlq purge --ids ID,... | --event-ids ID,... | filter flags | --all [--yes]
+                            remove dead letters, after a dry run and a question
+  eventbus stats [--tenant T] [--json]
+                            print the stats report (streams, DLQ, group, throughput, alarms)
   eventbus version          print the version
+
+The dlq commands act as a platform operator (every tenant, or --tenant's; role owner) and
+write their changes to the audit log as --actor (default cli:<OS user>). Exit codes: 0 ok,
+1 failure or not found, 2 bad usage.
 
 Run "eventbus <command> -h" for the flags of a command.
 `
@@ -75,6 +96,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = healthCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "events":
 		err = eventsCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "dlq":
+		err = dlqCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "stats":
+		err = statsCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "eventbus", version)
 	case "help", "-h", "--help":

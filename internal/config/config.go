@@ -41,8 +41,13 @@ type Settings struct {
 	MaxEventSize   int
 	IdempotencyTTL time.Duration
 	PublishTimeout time.Duration
-	HTTP           HTTPLimits
-	JWTSecret      string
+	// DLQBudget is the number of dead letters the DLQ is sized for (the
+	// health report warns at 80 % and turns unhealthy at 95 %).
+	DLQBudget int
+	// MaxRedrives is how often one dead letter may be redriven.
+	MaxRedrives int
+	HTTP        HTTPLimits
+	JWTSecret   string
 	// JWTAllowPlatform lets JWTs of tenant "*" act for every tenant.
 	JWTAllowPlatform bool
 	// JWTAudience and JWTIssuer, when set, must match the aud and iss
@@ -115,6 +120,8 @@ func table() []*setting {
 		{env: "EVENTBUS_RETENTION_DLQ", flag: "retention-dlq", def: "90d", usage: "DLQ retention"},
 		{env: "EVENTBUS_RETENTION_REPLAY", flag: "retention-replay", def: "24h", usage: "replay stream retention"},
 		{env: "EVENTBUS_RETENTION_AUDIT", flag: "retention-audit", def: "365d", usage: "audit log retention"},
+		{env: "EVENTBUS_DLQ_BUDGET", flag: "dlq-budget", def: "10000", usage: "dead letters the DLQ is sized for: health warns at 80 %, unhealthy at 95 %"},
+		{env: "EVENTBUS_MAX_REDRIVES", flag: "max-redrives", def: "3", usage: "how often one dead letter may be redriven (1-1000)"},
 		{env: "EVENTBUS_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "HTTP listen address"},
 		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
@@ -236,6 +243,12 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 			return s, bad(rt.flag, "want a duration of at least 1m such as 30d or 720h")
 		}
 		*rt.dst = d
+	}
+	if s.DLQBudget, err = strconv.Atoi(val("dlq-budget")); err != nil || s.DLQBudget < 1 || s.DLQBudget > 1_000_000_000 {
+		return s, bad("dlq-budget", "want an integer number of entries from 1 to 1000000000")
+	}
+	if s.MaxRedrives, err = strconv.Atoi(val("max-redrives")); err != nil || s.MaxRedrives < 1 || s.MaxRedrives > 1000 {
+		return s, bad("max-redrives", "want an integer from 1 to 1000")
 	}
 	s.HTTPAddr = val("http-addr")
 	if _, port, err := net.SplitHostPort(s.HTTPAddr); err != nil || !validPort(port) {
@@ -417,5 +430,7 @@ func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) e
 		MaxEventSize:      s.MaxEventSize,
 		IdempotencyWindow: s.IdempotencyTTL,
 		PublishTimeout:    s.PublishTimeout,
+		DLQBudget:         s.DLQBudget,
+		MaxRedrives:       s.MaxRedrives,
 	}
 }

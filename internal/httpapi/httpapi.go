@@ -1,5 +1,5 @@
-// Package httpapi serves the HTTP API: health, readiness and the event
-// routes. Errors are JSON {"error":{"code","message"}}; every response
+// Package httpapi serves the HTTP API: health, readiness, the event
+// routes and the admin routes (dead letters, stats, audit log). Errors are JSON {"error":{"code","message"}}; every response
 // carries an X-Request-Id header, and a 500 answers only a generic message
 // with that id (the error itself is logged with it).
 package httpapi
@@ -71,6 +71,14 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("GET /v1/events", s.authenticated(s.browseEvents))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
 	mux.Handle("GET /admin/audit", s.authenticated(s.audit))
+	mux.Handle("GET /admin/events/stats", s.authenticated(s.stats))
+	mux.Handle("GET /admin/events/dlq", s.authenticated(s.dlqList))
+	mux.Handle("GET /admin/events/dlq/{eventId}", s.authenticated(s.dlqShow))
+	mux.Handle("GET /admin/events/dlq/entries/{id}", s.authenticated(s.dlqEntry))
+	mux.Handle("POST /admin/events/dlq/{eventId}/retry", s.authenticated(s.dlqRetry))
+	mux.Handle("DELETE /admin/events/dlq/{eventId}", s.authenticated(s.dlqDelete))
+	mux.Handle("POST /admin/events/dlq/retry", s.authenticated(s.dlqBulkRetry))
+	mux.Handle("POST /admin/events/dlq/purge", s.authenticated(s.dlqPurge))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
 			w.Header().Set("Allow", allow)
