@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -48,7 +49,9 @@ type publicHealth struct {
 	Timestamp time.Time           `json:"timestamp"`
 	Redis     publicRedis         `json:"redis"`
 	Streams   publicStreamsHealth `json:"streams"`
-	Warnings  []string            `json:"warnings,omitempty"`
+	// DLQBudget carries numbers only, as in the full report.
+	DLQBudget eventbus.DLQBudgetHealth `json:"dlqBudget"`
+	Warnings  []string                 `json:"warnings,omitempty"`
 	// Details tells how to get the full report.
 	Details string `json:"details"`
 }
@@ -95,6 +98,7 @@ func publicView(h eventbus.Health, group string) publicHealth {
 		Healthy:   h.Healthy,
 		Timestamp: h.Timestamp,
 		Redis:     publicRedis{Connected: h.Redis.Connected, LatencyMs: h.Redis.LatencyMs},
+		DLQBudget: h.DLQBudget,
 		Details:   detailsHint,
 	}
 	if !h.Redis.Connected {
@@ -136,6 +140,9 @@ func publicView(h eventbus.Health, group string) publicHealth {
 		if atRisk {
 			p.Warnings = append(p.Warnings, "stream "+st.role+": a consumer group has data at risk")
 		}
+	}
+	if lvl := h.DLQBudget.Level; lvl != "" {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("dlq: %s: %.1f %% of its budget of %d entries", lvl, h.DLQBudget.UsedPercent, h.DLQBudget.Budget))
 	}
 	if !p.Healthy && len(p.Warnings) == 0 {
 		p.Warnings = append(p.Warnings, "unhealthy")
