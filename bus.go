@@ -31,7 +31,8 @@ type Bus struct {
 	rdb *rdb.RDB
 	log *slog.Logger
 
-	pub *coalescer[rdb.Append, rdb.Appended]
+	pub   *coalescer[pubItem, rdb.Appended]
+	stats *statsRecorder // nil: stats not counted (benchmarks only)
 
 	setUp   atomic.Bool
 	resetup chan struct{} // wakes the set-up loop; capacity 1
@@ -50,7 +51,8 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
-	b.pub = &coalescer[rdb.Append, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,
+	b.stats = newStatsRecorder(b.rdb, b.log)
+	b.pub = &coalescer[pubItem, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,
 		inline: honoursDeadlines(cfg.Redis)}
 	return b, nil
 }
@@ -65,7 +67,8 @@ func (b *Bus) Streams() (main, dlq, replay string) {
 }
 
 // Run runs the background loops (set-up with retries, re-set-up when Redis
-// comes back empty, and the retention janitor) until ctx is cancelled. It
+// comes back empty, the retention janitor, and the flush of the stats
+// counters to Redis every second) until ctx is cancelled. It
 // returns nil after a cancellation and waits for its loops to stop. Run
 // may be called once per Bus.
 func (b *Bus) Run(ctx context.Context) error {
@@ -80,6 +83,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.setupLoop(ctx) })
 	wg.Go(func() { newJanitor(b).run(ctx) })
+	wg.Go(func() { b.stats.run(ctx, ctx.Done()) })
 	wg.Wait()
 	return nil
 }

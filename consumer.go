@@ -305,6 +305,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() { defer close(watchDone); c.watchdog(stopWatch) }()
 	touchDone := make(chan struct{})
 	go func() { defer close(touchDone); c.touchLoop(stopWatch) }()
+	// The stats counters go to Redis every second, and once more after
+	// the last handler finished (a process may run consumers only).
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); c.bus.stats.run(ctx, stopWatch) }()
 	var loops sync.WaitGroup
 	loops.Go(func() { c.readLoop(ctx) })
 	loops.Go(func() { c.claimLoop(ctx) })
@@ -327,6 +331,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-watchDone
 	<-touchDone
 	<-beatDone
+	<-statsDone
 	// Flush the last acknowledgements.
 	close(stopAcks)
 	<-ackDone

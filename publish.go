@@ -53,7 +53,7 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err != nil {
 		return Published{}, err
 	}
-	item := rdb.Append{Payload: payload, TenantID: ev.TenantID}
+	item := pubItem{Append: rdb.Append{Payload: payload, TenantID: ev.TenantID}, typ: ev.Type}
 	if !generated {
 		item.EventID = ev.ID
 		item.VerifyFrom = verifyFrom(ev.ID)
@@ -61,7 +61,7 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err := ctx.Err(); err != nil {
 		return Published{}, wrapOp("publish", err)
 	}
-	req := newCall[rdb.Append, rdb.Appended](item)
+	req := newCall[pubItem, rdb.Appended](item)
 	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
 	err = b.pub.do(ctx, req)
 	if err == nil {
@@ -112,7 +112,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 	if err := ctx.Err(); err != nil {
 		return nil, wrapOp("publish batch", err)
 	}
-	res, err := b.appendAll(ctx, items)
+	res, err := b.appendAll(ctx, items, evs)
 	if err != nil {
 		ids := make([]string, len(evs))
 		tenant := evs[0].TenantID
@@ -135,8 +135,10 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 // appendAll runs rdb.AppendAll for at most Config.PublishTimeout (ctx may
 // end it sooner): past it the caller gets errInFlight (the write may have
 // been sent) and the call finishes in the background, its own duration
-// bounded by the Redis client's timeouts.
-func (b *Bus) appendAll(ctx context.Context, items []rdb.Append) ([]rdb.Appended, error) {
+// bounded by the Redis client's timeouts. The events written (evs[i] is
+// items[i]'s) are counted in the stats when the reply comes, waited for
+// or not.
+func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([]rdb.Appended, error) {
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	deadline, _ := wctx.Deadline()
@@ -149,6 +151,11 @@ func (b *Bus) appendAll(ctx context.Context, items []rdb.Append) ([]rdb.Appended
 		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
 		res, err := b.rdb.AppendAll(sctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
+		if err == nil {
+			b.stats.published(len(res), func(i int) (string, string, bool) {
+				return evs[i].TenantID, evs[i].Type, !res[i].Duplicate
+			})
+		}
 		done <- result{res, err}
 	}()
 	select {
@@ -187,13 +194,25 @@ func (b *Bus) logPublished(ctx context.Context, ev *Event, p Published) {
 		slog.String("stream_id", p.StreamID))
 }
 
-// sendAppends writes a coalesced batch of independent publishes.
-func (b *Bus) sendAppends(ctx context.Context, reqs []*call[rdb.Append, rdb.Appended]) {
+// pubItem is one publish queued in the coalescer: the write, and the
+// event's type for the stats.
+type pubItem struct {
+	rdb.Append
+	typ string
+}
+
+// sendAppends writes a coalesced batch of independent publishes and
+// counts the events written in the stats (before answering the callers,
+// so that a flush after Publish returns carries them).
+func (b *Bus) sendAppends(ctx context.Context, reqs []*call[pubItem, rdb.Appended]) {
 	items := make([]rdb.Append, len(reqs))
 	for i, r := range reqs {
-		items[i] = r.in
+		items[i] = r.in.Append
 	}
 	res := b.rdb.AppendEach(ctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
+	b.stats.published(len(reqs), func(i int) (string, string, bool) {
+		return reqs[i].in.TenantID, reqs[i].in.typ, res[i].Err == nil && !res[i].Duplicate
+	})
 	for i, r := range reqs {
 		r.out = res[i]
 		close(r.done)

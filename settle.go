@@ -124,6 +124,9 @@ func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
 		return // left pending (shutdown), or claimed by another consumer
 	}
 	for _, op := range args.Ops {
+		if op.Kind == rdb.OpRetry || op.Kind == rdb.OpDLQ {
+			c.bus.stats.failed(args.Tenant, op.Handler)
+		}
 		if op.Kind == rdb.OpDLQ {
 			c.deadLettered.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelWarn, "event dead-lettered",

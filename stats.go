@@ -2,7 +2,10 @@ package eventbus
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/hyvve/eventbus/internal/rdb"
 )
 
 // Alarm levels (SPEC §8).
@@ -10,6 +13,18 @@ const (
 	AlarmWarning  = "warning"
 	AlarmCritical = "critical"
 )
+
+// Alarm names (StatsAlarm.Name).
+const (
+	AlarmDLQ      = "dlq"
+	AlarmLag      = "lag"
+	AlarmFailures = "failures"
+)
+
+// StatsOtherType is the ThroughputStats.ByType key counting events of
+// types beyond the stats recorder's cap (1,000 distinct types per minute
+// and process). It is never a valid event type.
+const StatsOtherType = "other"
 
 // Alarm thresholds (SPEC §8): dead letters, lag, failed handler runs per
 // hour, as warning / critical.
@@ -46,7 +61,7 @@ type StreamStats struct {
 type DLQStats struct {
 	Length int64 `json:"length"`
 	// Budget is Config.DLQBudget; UsedPercent is Length of the whole DLQ
-	// against it (platform scope only; 0 for a tenant).
+	// against it, in percent (platform scope only; 0 for a tenant).
 	Budget      int64   `json:"budget"`
 	UsedPercent float64 `json:"usedPercent"`
 	// TrimmedByRetention counts entries removed by the DLQ's retention
@@ -56,18 +71,36 @@ type DLQStats struct {
 
 // GroupStats describes the bus's consumer group.
 type GroupStats struct {
-	Name      string `json:"name"`
-	Pending   int64  `json:"pending"`
-	Consumers int64  `json:"consumers"`
-	// Lag is nil when Redis cannot say.
+	Name string `json:"name"`
+	// Pending counts the entries delivered and not yet acknowledged over
+	// every stream the group reads (main, DLQ, replay, retries).
+	Pending int64 `json:"pending"`
+	// Consumers counts the live consumers (heartbeat younger than 30 s,
+	// as Inspector.Consumers lists them).
+	Consumers int64 `json:"consumers"`
+	// Lag is the main stream's entries not yet delivered to the group, as
+	// the health report computes it; nil when Redis cannot say.
 	Lag *int64 `json:"lag"`
 	// OldestPendingAgeMs is the age of the oldest delivered but
-	// unacknowledged entry; nil when none.
+	// unacknowledged entry (by its stream id's time); nil when none.
 	OldestPendingAgeMs *int64 `json:"oldestPendingAgeMs"`
-	RetriesScheduled   int64  `json:"retriesScheduled"`
+	// RetriesScheduled counts the retries waiting in the retry schedule
+	// (not yet due).
+	RetriesScheduled int64 `json:"retriesScheduled"`
 }
 
-// ThroughputStats counts events published through the library.
+// ThroughputStats counts events published through the library: events
+// written to the main stream (a duplicate of an idempotency key or a
+// failed publish counts nothing). LastHour sums the current UTC minute
+// and the 59 before it (exact to the minute); Last24h sums the current
+// UTC hour and the 23 before it (hour granularity: up to 24 h plus the
+// current hour's elapsed part).
+//
+// The counts are approximate: each process counts in memory and adds its
+// counts to Redis every second (from Bus.Run and Consumer.Run), so a
+// process that crashes loses up to a second of its counts, and one that
+// publishes without running either loop counts nothing in Redis. ByType
+// keys are event types, plus StatsOtherType for types beyond the cap.
 type ThroughputStats struct {
 	LastHour int64                `json:"lastHour"`
 	Last24h  int64                `json:"last24h"`
@@ -81,14 +114,16 @@ type TypeCount struct {
 }
 
 // FailureStats counts failed handler runs (retries scheduled and dead
-// letters).
+// letters) over the current UTC minute and the 59 before it, counted like
+// ThroughputStats (approximate by up to a second per process).
 type FailureStats struct {
 	LastHour int64 `json:"lastHour"`
 }
 
-// StatsAlarm is a threshold crossed.
+// StatsAlarm is a threshold crossed (a value at or above it), at its
+// highest level: one per alarm name at most.
 type StatsAlarm struct {
-	Name      string `json:"name"` // "dlq", "lag", "failures"
+	Name      string `json:"name"` // AlarmDLQ, AlarmLag, AlarmFailures
 	Level     string `json:"level"`
 	Value     int64  `json:"value"`
 	Threshold int64  `json:"threshold"`
@@ -96,6 +131,130 @@ type StatsAlarm struct {
 }
 
 // Stats returns the report for scope. An invalid scope is ErrInvalidScope.
+//
+// It costs a bounded number of round trips whatever the traffic: the main
+// stream's XINFO (as Health reads it, for length, ends and lag), the live
+// consumer registry, and one pipeline reading the DLQ's length, the
+// group's XPENDING summaries, the retry schedules' sizes and the 84
+// counter hashes of the last hour and day. Nothing in it scans a stream.
+// For a tenant scope only the last pipeline runs, reading that tenant's
+// counters and its dead letters' count in the DLQ index.
 func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
-	return Stats{}, errTODO
+	if err := scope.Validate(); err != nil {
+		return Stats{}, err
+	}
+	b := in.b
+	k := b.rdb.Keys()
+	now := time.Now().UTC()
+	st := Stats{Timestamp: now, Scope: "*", DLQ: DLQStats{Budget: int64(b.cfg.DLQBudget)}}
+	q := rdb.StatsQuery{Minute: now.Unix() / 60}
+	if !scope.All() {
+		st.Scope = scope.TenantID()
+		q.Tenant = scope.TenantID()
+	} else {
+		q.Group = b.cfg.Group
+		q.PendingStreams = b.groupStreams()
+		for p := range k.Partitions() {
+			q.Schedules = append(q.Schedules, k.Partition(p).RetrySchedule(b.cfg.Group))
+		}
+	}
+	read, err := b.rdb.ReadStats(ctx, q)
+	if err != nil {
+		return Stats{}, wrapOp("stats", err)
+	}
+	st.DLQ.Length = read.DLQLength
+	st.Throughput = throughputOf(read)
+	st.Failures = FailureStats{LastHour: read.LastHour[rdb.StatsFailed]}
+
+	var lag *int64
+	if scope.All() {
+		if st.DLQ.Budget > 0 {
+			st.DLQ.UsedPercent = float64(read.DLQLength) * 100 / float64(st.DLQ.Budget)
+		}
+		st.DLQ.TrimmedByRetention = read.DLQTrimmed
+		// The main stream as Health reads it: partition 0's, the whole
+		// main stream while there is one partition.
+		info, err := b.rdb.StreamInfo(ctx, k.MainPartition(0), !b.cfg.EmbeddedRedis)
+		if err != nil {
+			return Stats{}, wrapOp("stats", err)
+		}
+		st.MainStream = &StreamStats{Name: info.Name, Length: info.Length,
+			FirstEntryID: optional(info.FirstEntryID), LastEntryID: optional(info.LastEntryID)}
+		beats, err := b.rdb.LiveConsumers(ctx, b.cfg.Group, consumerLiveWindow)
+		if err != nil {
+			return Stats{}, wrapOp("stats", err)
+		}
+		g := &GroupStats{Name: b.cfg.Group, Pending: read.Pending, Consumers: int64(len(beats)),
+			RetriesScheduled: read.RetriesScheduled}
+		for _, gi := range info.Groups {
+			if gi.Name == b.cfg.Group {
+				g.Lag = gi.Lag
+			}
+		}
+		if t, ok := rdb.IDTime(read.OldestPendingID); ok && read.OldestPendingID != "" {
+			age := max(now.Sub(t).Milliseconds(), 0)
+			g.OldestPendingAgeMs = &age
+		}
+		st.ConsumerGroup = g
+		lag = g.Lag
+	}
+	st.Alarms = statsAlarms(st.DLQ.Length, lag, st.Failures.LastHour)
+	return st, nil
+}
+
+// throughputOf reads the published counters of read; events of types
+// past the recorder's cap count under the type "other" (never a valid
+// event type: types have at least two segments).
+func throughputOf(read rdb.StatsRead) ThroughputStats {
+	t := ThroughputStats{LastHour: read.LastHour[rdb.StatsPublished], Last24h: read.Last24h[rdb.StatsPublished],
+		ByType: map[string]TypeCount{}}
+	for f, n := range read.LastHour {
+		if typ, ok := rdb.StatsFieldType(f); ok {
+			tc := t.ByType[typ]
+			tc.LastHour += n
+			t.ByType[typ] = tc
+		} else if f == rdb.StatsOtherTypes {
+			tc := t.ByType[StatsOtherType]
+			tc.LastHour += n
+			t.ByType[StatsOtherType] = tc
+		}
+	}
+	for f, n := range read.Last24h {
+		if typ, ok := rdb.StatsFieldType(f); ok {
+			tc := t.ByType[typ]
+			tc.Last24h += n
+			t.ByType[typ] = tc
+		} else if f == rdb.StatsOtherTypes {
+			tc := t.ByType[StatsOtherType]
+			tc.Last24h += n
+			t.ByType[StatsOtherType] = tc
+		}
+	}
+	return t
+}
+
+// statsAlarms returns one alarm per threshold crossed (a value at or
+// above it): DLQ entries, lag (nil: unknown, no alarm) and failed handler
+// runs in the last hour, each at its highest level. Never nil.
+func statsAlarms(dlq int64, lag *int64, failures int64) []StatsAlarm {
+	alarms := []StatsAlarm{}
+	check := func(name, what string, v, warn, critical int64) {
+		a := StatsAlarm{Name: name, Value: v}
+		switch {
+		case v >= critical:
+			a.Level, a.Threshold = AlarmCritical, critical
+		case v >= warn:
+			a.Level, a.Threshold = AlarmWarning, warn
+		default:
+			return
+		}
+		a.Message = fmt.Sprintf("%s: %d, at or above the %s threshold %d", what, v, a.Level, a.Threshold)
+		alarms = append(alarms, a)
+	}
+	check(AlarmDLQ, "dead letters", dlq, AlarmDLQWarn, AlarmDLQCritical)
+	if lag != nil {
+		check(AlarmLag, "consumer group lag", *lag, AlarmLagWarn, AlarmLagCritical)
+	}
+	check(AlarmFailures, "failed handler runs in the last hour", failures, AlarmFailuresWarn, AlarmFailuresCritical)
+	return alarms
 }

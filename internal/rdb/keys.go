@@ -88,6 +88,18 @@ func (k Keys) StatsHour(hour int64) string {
 	return k.base + ":events:stats:h:" + strconv.FormatInt(hour, 10)
 }
 
+// StatsTenantMinute is StatsMinute for one tenant's counters only, so
+// that a tenant's stats read its own hashes and never the other tenants'
+// fields. The tenant's length goes first (no two tenants share a key).
+func (k Keys) StatsTenantMinute(tenantID string, minute int64) string {
+	return k.base + ":events:stats:t:" + strconv.Itoa(len(tenantID)) + ":" + tenantID + ":m:" + strconv.FormatInt(minute, 10)
+}
+
+// StatsTenantHour is StatsHour for one tenant's counters only.
+func (k Keys) StatsTenantHour(tenantID string, hour int64) string {
+	return k.base + ":events:stats:t:" + strconv.Itoa(len(tenantID)) + ":" + tenantID + ":h:" + strconv.FormatInt(hour, 10)
+}
+
 // Replay is the stream holding replayed copies. Its entries are settled
 // with partition 0's keys (status hashes, retries).
 func (k Keys) Replay() string { return k.base + ":events:replay" }
