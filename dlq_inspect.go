@@ -3,7 +3,6 @@ package eventbus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -692,7 +691,3 @@ func auditSelection(sel DLQSelection) json.RawMessage {
 	b, _ = json.Marshal(map[string]int{"idCount": len(sel.IDs), "eventIdCount": len(sel.EventIDs)})
 	return b
 }
-
-// errTODO marks Inspector methods still being built elsewhere (Stats, in
-// stats.go, until it is implemented; then delete this).
-var errTODO = errors.New("eventbus: not implemented yet")

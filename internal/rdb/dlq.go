@@ -330,11 +330,19 @@ func (r *RDB) DLQTenantIDs(ctx context.Context, tenant string, rg DLQIDRange, co
 	return idsOf(ms), nil
 }
 
+// dlqTenantRange is the lexicographic range of every index member of
+// tenant and of no other tenant's (the length prefix sees to that; ';'
+// sorts right after ':').
+func dlqTenantRange(tenant string) (lo, hi string) {
+	p := dlqTenantPrefix(tenant)
+	return "[" + p, "(" + strings.TrimSuffix(p, ":") + ";"
+}
+
 // DLQTenantCount counts the DLQ entries of tenant (ZLEXCOUNT on the index:
 // constant work per entry counted, no stream read).
 func (r *RDB) DLQTenantCount(ctx context.Context, tenant string) (int64, error) {
-	p := dlqTenantPrefix(tenant)
-	n, err := r.c.ZLexCount(ctx, r.keys.DLQIndex(), "["+p, "("+strings.TrimSuffix(p, ":")+";").Result()
+	lo, hi := dlqTenantRange(tenant)
+	n, err := r.c.ZLexCount(ctx, r.keys.DLQIndex(), lo, hi).Result()
 	if err != nil {
 		return 0, fmt.Errorf("dlq index of tenant %q: %w", tenant, err)
 	}

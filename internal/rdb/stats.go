@@ -52,10 +52,6 @@ const (
 	StatsHoursRead   = 24
 )
 
-// statsDLQTrimmed is the field of Keys.DLQCounters counting DLQ entries
-// removed by retention (written by the DLQ's retention; read here).
-const statsDLQTrimmed = "trimmed"
-
 // StatsTypeField is the field counting events of type typ.
 func StatsTypeField(typ string) string { return StatsTypePrefix + typ }
 
@@ -64,14 +60,6 @@ func StatsHandlerField(handler string) string { return StatsHandlerPrefix + hand
 
 // StatsFieldType returns the type a StatsTypeField counts.
 func StatsFieldType(field string) (string, bool) { return strings.CutPrefix(field, StatsTypePrefix) }
-
-// statsDLQTenantRange is the ZLEXCOUNT range of tenant's members of the
-// DLQ index: every member "t:<len>:<tenant>:<padded entry id>", and no
-// other tenant's (the length prefix sees to that; ';' follows ':').
-func statsDLQTenantRange(tenant string) (lo, hi string) {
-	p := "t:" + strconv.Itoa(len(tenant)) + ":" + tenant
-	return "[" + p + ":", "(" + p + ";"
-}
 
 // StatsAdd is one minute's counters to add: platform-wide and per tenant
 // (tenant -> field -> count).
@@ -185,11 +173,11 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 	pending := make([]*redis.XPendingCmd, 0, len(q.PendingStreams))
 	schedules := make([]*redis.IntCmd, 0, len(q.Schedules))
 	if q.Tenant != "" {
-		lo, hi := statsDLQTenantRange(q.Tenant)
+		lo, hi := dlqTenantRange(q.Tenant)
 		dlqLen = pipe.ZLexCount(ctx, r.keys.DLQIndex(), lo, hi)
 	} else {
 		dlqLen = pipe.XLen(ctx, r.keys.DLQ())
-		trimmedStr = pipe.HGet(ctx, r.keys.DLQCounters(), statsDLQTrimmed)
+		trimmedStr = pipe.HGet(ctx, r.keys.DLQCounters(), DLQCounterTrimmed)
 		for _, s := range q.PendingStreams {
 			pending = append(pending, pipe.XPending(ctx, s, q.Group))
 		}
