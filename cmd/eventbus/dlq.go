@@ -210,8 +210,9 @@ func dlqShowCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	d := newDLQFlags("show", "Usage: eventbus dlq show [--tenant T] [--json] [flags] <event-id>\n"+
 		"       eventbus dlq show --entry <dlq-entry-id> [--json] [flags]\n\n"+
 		"Prints every dead letter of the event (one per failed handler) with its full error\n"+
-		"history and the event, or the one DLQ entry --entry names. Without --tenant only ids the\n"+
-		"bus generated are found (in any tenant); caller-supplied ids need their tenant.\n"+
+		"history and the event, or the one DLQ entry --entry names. Without --tenant the dead\n"+
+		"letters of every tenant's event with that id are shown (caller-supplied ids are unique\n"+
+		"per tenant only); --tenant keeps one tenant's.\n"+
 		"Exit code: 0 found, 1 not found or Redis failed, 2 bad usage.\n", stderr)
 	entry := d.fs.String("entry", "", "show this DLQ entry (its stream id) instead of an event's dead letters")
 	insp, closeFn, err := openInspector(d.fs, args, getenv, d.timeout)
@@ -507,7 +508,7 @@ func dlqRetryCmd(ctx context.Context, args []string, stdin io.Reader, stdout, st
 func dlqDeleteCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	d := newDLQFlags("delete", "Usage: eventbus dlq delete [--tenant T] [--actor A] [flags] <event-id>\n\n"+
 		"Removes every dead letter of the event (written to the audit log with --actor). Without\n"+
-		"--tenant only ids the bus generated are found; caller-supplied ids need their tenant.\n"+
+		"--tenant the dead letters of every tenant's event with that id go; --tenant keeps to one.\n"+
 		"Exit code: 0 deleted, 1 not found or Redis failed, 2 bad usage.\n", stderr)
 	actorName := d.fs.String("actor", "", "who acts, for the audit log (default cli:<OS user>)")
 	insp, closeFn, err := openInspector(d.fs, args, getenv, d.timeout)
