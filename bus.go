@@ -67,8 +67,9 @@ func (b *Bus) Streams() (main, dlq, replay string) {
 }
 
 // Run runs the background loops (set-up with retries, re-set-up when Redis
-// comes back empty, the retention janitor, and the flush of the stats
-// counters to Redis every second) until ctx is cancelled. It
+// comes back empty, the retention janitor, the flush of the stats
+// counters to Redis every second, and the replay runner, which executes
+// replay jobs unless Config.ReplayRunners is -1) until ctx is cancelled. It
 // returns nil after a cancellation and waits for its loops to stop. Run
 // may be called once per Bus.
 func (b *Bus) Run(ctx context.Context) error {
@@ -84,6 +85,9 @@ func (b *Bus) Run(ctx context.Context) error {
 	wg.Go(func() { b.setupLoop(ctx) })
 	wg.Go(func() { newJanitor(b).run(ctx) })
 	wg.Go(func() { b.stats.run(ctx, ctx.Done()) })
+	if b.cfg.ReplayRunners > 0 {
+		wg.Go(func() { newReplayRunner(b).run(ctx) })
+	}
 	wg.Wait()
 	return nil
 }
