@@ -36,6 +36,9 @@ type Bus struct {
 
 	setUp   atomic.Bool
 	resetup chan struct{} // wakes the set-up loop; capacity 1
+	// replayWake wakes this process's replay runner when a job starts
+	// here; capacity 1.
+	replayWake chan struct{}
 
 	runMu   sync.Mutex
 	running bool
@@ -49,7 +52,7 @@ func New(cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
+	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1), replayWake: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
 	b.stats = newStatsRecorder(b.rdb, b.log)
 	b.pub = &coalescer[pubItem, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,

@@ -213,6 +213,7 @@ func (in *Inspector) StartReplay(ctx context.Context, scope Scope, actor Actor, 
 	if !created { // a fresh ULID already taken: never expected
 		return ReplayJob{}, fmt.Errorf("eventbus: start replay: job id %s exists already", id)
 	}
+	b.wakeReplayRunner()
 	return job, nil
 }
 

@@ -38,8 +38,9 @@ const (
 	replayMaxFailures = 10
 )
 
-// replayRunner executes replay jobs: every replayPollInterval it looks
-// for active jobs whose lease is free, takes a lease (at most
+// replayRunner executes replay jobs: every replayPollInterval (and at
+// once when a job starts in this process) it looks for active jobs whose
+// lease is free, takes a lease (at most
 // Config.ReplayRunners jobs at once) and runs each job in its own
 // goroutine, renewing the lease. It is owned by Bus.Run, which stops it
 // with its context: run returns after every job goroutine has stopped
@@ -72,7 +73,17 @@ func (r *replayRunner) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.b.replayWake:
 		}
+	}
+}
+
+// wakeReplayRunner tells this process's runner that a job started, so
+// that it looks at once instead of at its next poll. It never blocks.
+func (b *Bus) wakeReplayRunner() {
+	select {
+	case b.replayWake <- struct{}{}:
+	default:
 	}
 }
 
