@@ -700,3 +700,49 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportMetric(float64(copies)/took.Seconds(), "copies/s")
 	b.ReportMetric(float64(copies)/running.Seconds(), "run-copies/s")
 }
+
+// Redis stalling mid-job (frozen for 4 s, well within the lease): the
+// runner carries on when it answers again and completes the job with
+// every copy written once.
+func TestReplaySurvivesARedisStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stalls a Redis server: slow; run without -short")
+	}
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := failFastClient(t, srv.Addr())
+	prefix := "stall"
+	const n = 1500
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	seedMain(t, c, prefix, base, n, replayEvent, nil)
+	fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+	// A lease longer than the stall.
+	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.ReplayLease = 15 * time.Second })
+	in := b.Inspector()
+	job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+		From: time.UnixMilli(base), To: time.UnixMilli(base + n - 1), Rate: 500,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBus(t, b)
+	waitJob(t, in, job.ID, 30*time.Second, "copies written", func(j eventbus.ReplayJob) bool { return j.Written > 0 })
+	srv.Pause()
+	time.Sleep(4 * time.Second) // the stall itself
+	srv.Resume()
+	got := waitJob(t, in, job.ID, 60*time.Second, "the job to end", ended)
+	if got.Status != eventbus.ReplayCompleted || got.Written != n {
+		t.Fatalf("job %+v, want completed with %d copies", got, n)
+	}
+	seen := map[string]bool{}
+	for _, m := range c.XRange(ctx, testKeys(prefix).Replay(), "-", "+").Val() {
+		ev, err := eventbus.DecodeEvent([]byte(m.Values[rdb.FieldEvent].(string)), 0)
+		if err != nil || seen[ev.Replay.OriginalStreamID] {
+			t.Fatalf("copy %s: %v, or a duplicate", m.ID, err)
+		}
+		seen[ev.Replay.OriginalStreamID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d copies, want %d", len(seen), n)
+	}
+}
