@@ -36,6 +36,9 @@ type Bus struct {
 
 	setUp   atomic.Bool
 	resetup chan struct{} // wakes the set-up loop; capacity 1
+	// replayWake wakes this process's replay runner when a job starts
+	// here; capacity 1.
+	replayWake chan struct{}
 
 	runMu   sync.Mutex
 	running bool
@@ -49,7 +52,7 @@ func New(cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1)}
+	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1), replayWake: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
 	b.stats = newStatsRecorder(b.rdb, b.log)
 	b.pub = &coalescer[pubItem, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,
@@ -67,8 +70,9 @@ func (b *Bus) Streams() (main, dlq, replay string) {
 }
 
 // Run runs the background loops (set-up with retries, re-set-up when Redis
-// comes back empty, the retention janitor, and the flush of the stats
-// counters to Redis every second) until ctx is cancelled. It
+// comes back empty, the retention janitor, the flush of the stats
+// counters to Redis every second, and the replay runner, which executes
+// replay jobs unless Config.ReplayRunners is -1) until ctx is cancelled. It
 // returns nil after a cancellation and waits for its loops to stop. Run
 // may be called once per Bus.
 func (b *Bus) Run(ctx context.Context) error {
@@ -84,6 +88,9 @@ func (b *Bus) Run(ctx context.Context) error {
 	wg.Go(func() { b.setupLoop(ctx) })
 	wg.Go(func() { newJanitor(b).run(ctx) })
 	wg.Go(func() { b.stats.run(ctx, ctx.Done()) })
+	if b.cfg.ReplayRunners > 0 {
+		wg.Go(func() { newReplayRunner(b).run(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

@@ -38,6 +38,10 @@ func appendEnvelope(buf []byte, ev *Event) []byte {
 		buf = appendString(buf, r.JobID)
 		buf = append(buf, `,"originalStreamId":`...)
 		buf = appendString(buf, r.OriginalStreamID)
+		if r.Group != "" {
+			buf = append(buf, `,"group":`...)
+			buf = appendString(buf, r.Group)
+		}
 		if len(r.Handlers) > 0 {
 			buf = append(buf, `,"handlers":[`...)
 			for i, h := range r.Handlers {

@@ -42,6 +42,18 @@ const (
 	extraPipelineBacklog = 16
 	// maxCoalescedBatch caps one coalesced publish pipeline.
 	maxCoalescedBatch = 512
+	// DefaultReplayRunners is how many replay jobs one process runs at
+	// once.
+	DefaultReplayRunners = 2
+	// DefaultReplayLease is how long a replay runner's lease on its job
+	// lasts without renewal: how soon another process takes over the job
+	// of a runner that died.
+	DefaultReplayLease = 5 * time.Second
+	// DefaultReplayJobRetention is how long an ended replay job (its
+	// status and counters) is kept.
+	DefaultReplayJobRetention = 30 * 24 * time.Hour
+	// minReplayLease is the shortest ReplayLease accepted.
+	minReplayLease = 200 * time.Millisecond
 )
 
 // Retention is how long each stream keeps its entries. Trimming is by time:
@@ -110,6 +122,19 @@ type Config struct {
 	// be redriven; past it a redrive is refused with ErrRedriveLimit, so
 	// that a handler that always fails cannot loop. Default 3.
 	MaxRedrives int
+	// ReplayRunners is how many replay jobs Run executes at once in this
+	// process; -1 makes the process run none (it never takes a job, and
+	// other processes run them). Default 2.
+	ReplayRunners int
+	// ReplayLease is how long a replay runner's lease on its job lasts
+	// without renewal (runners renew it several times a second): when a
+	// runner dies, another process takes its job over after at most this
+	// long and resumes from the saved cursor. At least 200ms. Default 5s.
+	ReplayLease time.Duration
+	// ReplayJobRetention is how long an ended replay job (completed,
+	// failed or cancelled: its status and counters) is kept. Default 30
+	// days.
+	ReplayJobRetention time.Duration
 	// EmbeddedRedis tells the bus that Redis is the in-process dev server,
 	// which cannot report consumer-group lag truthfully: lag is reported as
 	// unknown.
@@ -170,6 +195,15 @@ func (c *Config) setDefaults() {
 	if c.PublishPipelines == 0 {
 		c.PublishPipelines = DefaultPublishPipelines
 	}
+	if c.ReplayRunners == 0 {
+		c.ReplayRunners = DefaultReplayRunners
+	}
+	if c.ReplayLease == 0 {
+		c.ReplayLease = DefaultReplayLease
+	}
+	if c.ReplayJobRetention == 0 {
+		c.ReplayJobRetention = DefaultReplayJobRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -209,6 +243,12 @@ func (c *Config) Validate() error {
 		return bad("DLQBudget", c.DLQBudget, "must be positive")
 	case c.MaxRedrives < 0:
 		return bad("MaxRedrives", c.MaxRedrives, "must be positive")
+	case c.ReplayRunners < -1:
+		return bad("ReplayRunners", c.ReplayRunners, "must be at least 1, or -1 for none")
+	case c.ReplayLease < minReplayLease:
+		return bad("ReplayLease", c.ReplayLease, "must be at least 200ms")
+	case c.ReplayJobRetention < time.Minute:
+		return bad("ReplayJobRetention", c.ReplayJobRetention, "must be at least 1m")
 	}
 	for field, v := range map[string]string{"Prefix": c.Prefix, "Group": c.Group, "Consumer": c.Consumer} {
 		if err := ValidateName(v); err != nil {

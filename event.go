@@ -121,8 +121,14 @@ type Event struct {
 type ReplayInfo struct {
 	JobID            string `json:"jobId"`
 	OriginalStreamID string `json:"originalStreamId"`
+	// Group is the consumer group whose handlers run the copy: the
+	// consumers of every other group acknowledge it without running
+	// anything. Empty (copies written before replays had a group) means
+	// every group.
+	Group string `json:"group,omitempty"`
 	// Handlers limits delivery of the copy to these handlers; empty means
-	// every matching handler of the group.
+	// every matching handler of the group. The bus's replay jobs always
+	// name them (the group's handlers resolved when the job started).
 	Handlers []string `json:"handlers,omitempty"`
 }
 

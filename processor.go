@@ -301,15 +301,21 @@ const (
 )
 
 // matching returns the subscriptions for ev in priority order. Replayed
-// copies go only to the handlers the replay targets.
+// copies go only to the handlers the replay targets, in the group it
+// targets: a copy for another group matches nothing here (it is
+// acknowledged without a handler run). A copy without a group (written
+// before replays had one) is for every group.
 func (c *Consumer) matching(stream string, ev Event) []*subscription {
+	replay := stream == c.replayStream && ev.Replay != nil
+	if replay && ev.Replay.Group != "" && ev.Replay.Group != c.bus.cfg.Group {
+		return nil
+	}
 	var out []*subscription
 	for _, s := range c.subs {
 		if !s.matches(ev.Type, ev.TenantID) {
 			continue
 		}
-		if stream == c.replayStream && ev.Replay != nil && len(ev.Replay.Handlers) > 0 &&
-			!slices.Contains(ev.Replay.Handlers, s.name) {
+		if replay && len(ev.Replay.Handlers) > 0 && !slices.Contains(ev.Replay.Handlers, s.name) {
 			continue
 		}
 		out = append(out, s)

@@ -2,8 +2,19 @@ package eventbus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/hyvve/eventbus/internal/rdb"
 )
 
 // Replay job states.
@@ -67,23 +78,37 @@ type ReplayJob struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
 	// Group is the consumer group whose handlers run the copies.
-	Group   string        `json:"group"`
+	Group string `json:"group"`
+	// Request is the request as the job runs it: TenantID forced by a
+	// tenant scope, and Handlers resolved (the group's live handlers when
+	// none were named).
 	Request ReplayRequest `json:"request"`
-	// Progress is 0 to 100: how far the runner is through the window.
+	// Progress is 0 to 100: how far the runner is through the window, by
+	// the time of the last entry read; 100 once completed.
 	Progress int `json:"progress"`
-	// EstimatedEvents is the estimate made at start of the events the job
-	// will copy (see StartReplay for how exact it is).
+	// EstimatedEvents is the number of events the job was expected to
+	// match, counted when it started: exact when the window held at most
+	// 10,000 events (they were all read and filtered); for a larger
+	// window, extrapolated from its first 10,000 events (the fraction of
+	// them that matched, times the number of events in the window
+	// estimated from their rate), so it drifts when the event rate or mix
+	// changes across the window. Matched is the exact count as the job
+	// runs.
 	EstimatedEvents int64 `json:"estimatedEvents"`
 	// Scanned counts main stream entries read, Matched those that matched
 	// the filters, Written the copies written to the replay stream, Errors
-	// the entries skipped because they could not be copied (not valid
-	// events).
+	// the matching entries skipped because they could not be copied (not
+	// valid events, or a copy over Config.MaxEventSize). Without DryRun,
+	// Matched = Written + Errors.
 	Scanned int64 `json:"scanned"`
 	Matched int64 `json:"matched"`
 	Written int64 `json:"written"`
 	Errors  int64 `json:"errors"`
 	// Cursor is the last main stream id the job has read.
 	Cursor string `json:"cursor,omitempty"`
+	// CancelRequested is set once a cancel was asked for a job still
+	// running: its runner stops it within a second.
+	CancelRequested bool `json:"cancelRequested,omitempty"`
 	// Error says why a failed job failed.
 	Error string `json:"error,omitempty"`
 	// RequestedBy is the subject of the actor that started the job, and
@@ -102,31 +127,488 @@ type ReplayPage struct {
 	NextCursor string `json:"nextCursor"`
 }
 
+// Replay bounds.
+const (
+	// ReplayMaxPatterns is the most type patterns, and the most handlers,
+	// one request names.
+	ReplayMaxPatterns = 100
+	// replayExactMax is the most window entries StartReplay reads to
+	// estimate the job; up to it the estimate is exact.
+	replayExactMax = 10000
+	// replayEstimateChunk is the COUNT of each XRANGE of the estimate.
+	replayEstimateChunk = 1000
+	// replayListRounds bounds the index reads of one Replays page (expired
+	// jobs met are removed from the index, so later pages find fewer).
+	replayListRounds = 10
+)
+
+// Audit actions of the replay methods.
+const (
+	auditReplayStart  = "replay.start"
+	auditReplayCancel = "replay.cancel"
+)
+
 // StartReplay validates req in scope and records a pending job that a
 // replay runner (Bus.Run, in any process) picks up. A tenant scope forces
 // req.TenantID to its tenant (another tenant: ErrNotFound). A refused
-// request is a *ReplayError. The start is written to the audit log.
+// request is a *ReplayError: From or To missing, From after To, a bad
+// type pattern, a negative rate, a handler that no live consumer of the
+// group has registered (or no live consumer at all), a window outside
+// the main stream (the reason says what the stream still holds), or no
+// event in the window (or, when the window holds at most 10,000 events,
+// none that matches). The window ends at To or at the start, whichever is
+// earlier: events written after the start are not copied. The job's
+// estimate is ReplayJob.EstimatedEvents (see there how exact it is). The
+// job and its audit record (replay.start, with the request and the
+// estimate) are written in one atomic step.
 func (in *Inspector) StartReplay(ctx context.Context, scope Scope, actor Actor, req ReplayRequest) (ReplayJob, error) {
-	return ReplayJob{}, errors.New("eventbus: not implemented yet")
+	if err := scope.Validate(); err != nil {
+		return ReplayJob{}, err
+	}
+	b := in.b
+	now := time.Now().UTC()
+	req, err := in.checkReplay(scope, req)
+	if err != nil {
+		return ReplayJob{}, err
+	}
+	if req.Handlers, err = in.replayHandlers(ctx, req.Handlers); err != nil {
+		return ReplayJob{}, err
+	}
+	win, err := in.replayWindow(ctx, scope, req, now)
+	if err != nil {
+		return ReplayJob{}, err
+	}
+	reqJSON, err := json.Marshal(req)
+	if err != nil {
+		return ReplayJob{}, wrapOp("start replay", err)
+	}
+	id := newULID(now)
+	job := ReplayJob{
+		ID: id, Status: ReplayPending, Group: b.cfg.Group, Request: req, EstimatedEvents: win.estimate,
+		RequestedBy: actor.Subject, RequestedByTenant: actor.TenantID, CreatedAt: now.Truncate(time.Millisecond),
+	}
+	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	fields := map[string]string{
+		rdb.ReplayFieldRequest: string(reqJSON), rdb.ReplayFieldStatus: rdb.ReplayStatePending,
+		rdb.ReplayFieldGroup: b.cfg.Group, rdb.ReplayFieldTenant: req.TenantID,
+		rdb.ReplayFieldScanned: "0", rdb.ReplayFieldMatched: "0", rdb.ReplayFieldWritten: "0", rdb.ReplayFieldErrors: "0",
+		rdb.ReplayFieldCursor: "", rdb.ReplayFieldStart: win.start, rdb.ReplayFieldEnd: win.end,
+		rdb.ReplayFieldEstimated: strconv.FormatInt(win.estimate, 10),
+		rdb.ReplayFieldBy:        actor.Subject, rdb.ReplayFieldByTenant: actor.TenantID, rdb.ReplayFieldCreated: ms(now),
+	}
+	rec, err := auditRecord(AuditEntry{
+		At: now, Subject: actor.Subject, TenantID: actor.TenantID, Role: actor.Role, Action: auditReplayStart,
+		Scope: replayAuditScope(req.TenantID), Filter: auditReplayRequest(req, reqJSON), Count: win.estimate, Detail: "job " + id,
+	})
+	if err != nil {
+		return ReplayJob{}, wrapOp("start replay", err)
+	}
+	created, err := b.rdb.CreateReplayJob(ctx, rdb.NewReplayJob{
+		ID: id, Tenant: req.TenantID, Created: now, Fields: fields,
+		AuditMinID: rdb.MinIDFor(now, b.cfg.Retention.Audit), Audit: rec,
+	})
+	if err != nil {
+		return ReplayJob{}, wrapOp("start replay", err)
+	}
+	if !created { // a fresh ULID already taken: never expected
+		return ReplayJob{}, fmt.Errorf("eventbus: start replay: job id %s exists already", id)
+	}
+	b.wakeReplayRunner()
+	return job, nil
+}
+
+// checkReplay checks the fields of req that need no Redis and applies
+// the scope's tenant.
+func (in *Inspector) checkReplay(scope Scope, req ReplayRequest) (ReplayRequest, error) {
+	bad := func(field, format string, a ...any) error {
+		return &ReplayError{Field: field, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case req.From.IsZero():
+		return req, bad("from", "required")
+	case req.To.IsZero():
+		return req, bad("to", "required")
+	case req.From.After(req.To):
+		return req, bad("to", "%s is before from %s", req.To.UTC().Format(time.RFC3339Nano), req.From.UTC().Format(time.RFC3339Nano))
+	case req.Rate < 0:
+		return req, bad("rate", "%d is negative (0 means no limit)", req.Rate)
+	case len(req.Types) > ReplayMaxPatterns:
+		return req, bad("types", "%d patterns, more than %d", len(req.Types), ReplayMaxPatterns)
+	case len(req.Handlers) > ReplayMaxPatterns:
+		return req, bad("handlers", "%d handlers, more than %d", len(req.Handlers), ReplayMaxPatterns)
+	}
+	for _, p := range req.Types {
+		if err := validPattern(p); err != nil {
+			return req, bad("types", "%v", err)
+		}
+	}
+	if !scope.All() {
+		if req.TenantID != "" && req.TenantID != scope.TenantID() {
+			return req, ErrNotFound
+		}
+		req.TenantID = scope.TenantID()
+	} else if err := validName(req.TenantID, MaxNameLength, false); err != nil {
+		return req, bad("tenantId", "%v", err)
+	}
+	req.From, req.To = req.From.UTC(), req.To.UTC()
+	req.Types = slices.Compact(slices.Clone(req.Types))
+	return req, nil
+}
+
+// replayHandlers checks the handlers named against the group's live
+// consumers and returns them without duplicates; none named: every
+// handler the live consumers have, sorted.
+func (in *Inspector) replayHandlers(ctx context.Context, named []string) ([]string, error) {
+	b := in.b
+	beats, err := b.rdb.LiveConsumers(ctx, b.cfg.Group, consumerLiveWindow)
+	if err != nil {
+		return nil, wrapOp("start replay", err)
+	}
+	live := map[string]bool{}
+	for _, c := range beats {
+		for _, h := range c.Handlers {
+			live[h] = true
+		}
+	}
+	if len(live) == 0 {
+		return nil, &ReplayError{Field: "handlers", Reason: fmt.Sprintf(
+			"no consumer of group %q is running (none sent a heartbeat in the last %v): start one so that the copies have handlers", b.cfg.Group, consumerLiveWindow)}
+	}
+	known := slices.Sorted(maps.Keys(live))
+	if len(named) == 0 {
+		return known, nil
+	}
+	out := make([]string, 0, len(named))
+	for _, h := range named {
+		if !live[h] {
+			return nil, &ReplayError{Field: "handlers", Reason: fmt.Sprintf(
+				"handler %q is not registered by any live consumer of group %q (live handlers: %s)", h, b.cfg.Group, strings.Join(known, ", "))}
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// replayWin is a checked window: its stream ids and the estimate.
+type replayWin struct {
+	start, end string
+	estimate   int64
+}
+
+// replayWindow checks that the window holds events of the main stream and
+// estimates how many match (see ReplayJob.EstimatedEvents).
+func (in *Inspector) replayWindow(ctx context.Context, scope Scope, req ReplayRequest, now time.Time) (replayWin, error) {
+	b := in.b
+	main := b.rdb.Keys().Main()
+	first, last, length, err := b.rdb.StreamEnds(ctx, main)
+	if err != nil {
+		return replayWin{}, wrapOp("start replay", err)
+	}
+	if first == "" {
+		return replayWin{}, &ReplayError{Field: "from", Reason: "the main stream is empty: there is nothing to replay"}
+	}
+	holds := func() string {
+		ft, _ := rdb.IDTime(first)
+		lt, _ := rdb.IDTime(last)
+		return fmt.Sprintf("the main stream holds %s to %s", ft.Format(TimestampLayout), lt.Format(TimestampLayout))
+	}
+	to := req.To
+	if to.After(now) {
+		to = now
+	}
+	win := replayWin{start: rdb.FirstIDAt(req.From), end: rdb.LastIDAt(to)}
+	switch {
+	case rdb.CompareIDs(win.end, first) < 0:
+		return replayWin{}, &ReplayError{Field: "from", Reason: "the window ends before the main stream's first entry (older events are past its retention): " + holds()}
+	case rdb.CompareIDs(win.start, last) > 0:
+		return replayWin{}, &ReplayError{Field: "to", Reason: "the window starts after the main stream's last entry: " + holds()}
+	}
+	f := replayFilter{types: req.Types, tenant: req.TenantID, maxSize: b.cfg.MaxEventSize}
+	var read, matched int64
+	var firstRead, lastRead string
+	start := win.start
+	exhausted := false
+	for read < replayExactMax {
+		n := min(replayEstimateChunk, replayExactMax-read)
+		msgs, err := b.rdb.Range(ctx, main, start, win.end, n)
+		if err != nil {
+			return replayWin{}, wrapOp("start replay", err)
+		}
+		for _, m := range msgs {
+			if firstRead == "" {
+				firstRead = m.ID
+			}
+			if ok, _ := f.match(m); ok {
+				matched++
+			}
+		}
+		read += int64(len(msgs))
+		if len(msgs) > 0 {
+			lastRead = msgs[len(msgs)-1].ID
+			start = rdb.After(lastRead)
+		}
+		if int64(len(msgs)) < n {
+			exhausted = true
+			break
+		}
+	}
+	if !exhausted { // is there anything after the sample?
+		more, err := b.rdb.Range(ctx, main, start, win.end, 1)
+		if err != nil {
+			return replayWin{}, wrapOp("start replay", err)
+		}
+		exhausted = len(more) == 0
+	}
+	switch {
+	case read == 0:
+		return replayWin{}, &ReplayError{Field: "from", Reason: "no event in the window: " + holds()}
+	case exhausted && matched == 0:
+		who := "events"
+		if !scope.All() || req.TenantID != "" {
+			who = fmt.Sprintf("events of tenant %q", req.TenantID)
+		}
+		return replayWin{}, &ReplayError{Field: "types", Reason: "no " + who + " in the window match the filters"}
+	case exhausted:
+		win.estimate = matched
+		return win, nil
+	}
+	// Extrapolate: the sample's entries per millisecond over the rest of
+	// the window (up to the stream's last entry), at most the stream's
+	// length.
+	t0, _ := rdb.IDTime(firstRead)
+	t1, _ := rdb.IDTime(lastRead)
+	tEnd, _ := rdb.IDTime(last)
+	if end, _ := rdb.IDTime(win.end); end.Before(tEnd) {
+		tEnd = end
+	}
+	span := float64(t1.Sub(t0).Milliseconds() + 1)
+	rest := float64(max(0, tEnd.Sub(t1).Milliseconds()))
+	entries := float64(read) + float64(read)/span*rest
+	entries = min(entries, float64(length))
+	win.estimate = int64(math.Round(float64(matched) / float64(read) * entries))
+	return win, nil
 }
 
 // Replay returns job id in scope; ErrNotFound when it does not exist or
-// belongs to another tenant.
+// belongs to another tenant (a job over every tenant is found with
+// AllTenants only).
 func (in *Inspector) Replay(ctx context.Context, scope Scope, id string) (ReplayJob, error) {
-	return ReplayJob{}, errors.New("eventbus: not implemented yet")
+	if err := scope.Validate(); err != nil {
+		return ReplayJob{}, err
+	}
+	if !validJobID(id) {
+		return ReplayJob{}, ErrNotFound
+	}
+	h, err := in.b.rdb.ReplayJob(ctx, id)
+	if err != nil {
+		return ReplayJob{}, wrapOp("read replay job", err)
+	}
+	if len(h) == 0 || !replayInScope(scope, h) {
+		return ReplayJob{}, ErrNotFound
+	}
+	return replayJobOf(id, h), nil
 }
 
 // Replays lists the jobs in scope, newest first. cursor is the previous
 // page's NextCursor; limit 0 means DefaultBrowseLimit, at most
-// MaxBrowseLimit.
+// MaxBrowseLimit. A tenant scope lists the jobs limited to that tenant
+// (its own, and those a platform operator ran for it), through an index
+// of its own. A bad cursor or limit is a *FilterError naming it.
 func (in *Inspector) Replays(ctx context.Context, scope Scope, cursor string, limit int) (ReplayPage, error) {
-	return ReplayPage{}, errors.New("eventbus: not implemented yet")
+	if err := scope.Validate(); err != nil {
+		return ReplayPage{}, err
+	}
+	switch {
+	case cursor != "" && !validJobID(cursor):
+		return ReplayPage{}, &FilterError{Field: "cursor", Reason: fmt.Sprintf("%q is not a cursor returned by a previous page", cursor)}
+	case limit < 0 || limit > MaxBrowseLimit:
+		return ReplayPage{}, &FilterError{Field: "limit", Reason: fmt.Sprintf("%d is not between 1 and %d", limit, MaxBrowseLimit)}
+	case limit == 0:
+		limit = DefaultBrowseLimit
+	}
+	b := in.b
+	page := ReplayPage{Items: []ReplayJob{}}
+	before := cursor
+	for range replayListRounds {
+		n := limit - len(page.Items)
+		ids, err := b.rdb.ReplayJobIDs(ctx, scope.TenantID(), before, n)
+		if err != nil {
+			return ReplayPage{}, wrapOp("list replay jobs", err)
+		}
+		hs, err := b.rdb.ReplayJobHashes(ctx, ids)
+		if err != nil {
+			return ReplayPage{}, wrapOp("list replay jobs", err)
+		}
+		var gone []string
+		for i, h := range hs {
+			switch {
+			case len(h) == 0:
+				gone = append(gone, ids[i])
+			case replayInScope(scope, h):
+				page.Items = append(page.Items, replayJobOf(ids[i], h))
+			}
+		}
+		if err := b.rdb.ForgetReplayJobs(ctx, scope.TenantID(), gone); err != nil {
+			return ReplayPage{}, wrapOp("list replay jobs", err)
+		}
+		if len(ids) < n {
+			return page, nil // the index was read to its end
+		}
+		before = ids[len(ids)-1]
+		if len(page.Items) == limit {
+			break
+		}
+	}
+	page.NextCursor = before
+	return page, nil
 }
 
 // CancelReplay stops job id in scope: a pending job is cancelled at once,
-// a running one by its runner within a second. ErrNotFound for an
-// unknown job or another tenant's; ErrReplayFinished for a job that has
-// ended. The cancel is written to the audit log.
+// a running one by its runner within a second (the job returned then has
+// CancelRequested set and its status turns cancelled when the runner
+// stops; a running job whose runner died is cancelled at once). No copy
+// is written after the cancel took effect. ErrNotFound for an unknown job
+// or another tenant's; ErrReplayFinished for a job that has ended. The
+// cancel and its audit record (replay.cancel) are one atomic step; a
+// repeated cancel of a job still stopping changes nothing and is not
+// audited again.
 func (in *Inspector) CancelReplay(ctx context.Context, scope Scope, actor Actor, id string) (ReplayJob, error) {
-	return ReplayJob{}, errors.New("eventbus: not implemented yet")
+	if err := scope.Validate(); err != nil {
+		return ReplayJob{}, err
+	}
+	job, err := in.Replay(ctx, scope, id)
+	if err != nil {
+		return ReplayJob{}, err
+	}
+	switch job.Status {
+	case ReplayCompleted, ReplayFailed, ReplayCancelled:
+		return job, ErrReplayFinished
+	}
+	b := in.b
+	now := time.Now().UTC()
+	reqJSON, _ := json.Marshal(job.Request)
+	rec, err := auditRecord(AuditEntry{
+		At: now, Subject: actor.Subject, TenantID: actor.TenantID, Role: actor.Role, Action: auditReplayCancel,
+		Scope: replayAuditScope(job.Request.TenantID), Filter: auditReplayRequest(job.Request, reqJSON), Count: 1, Detail: "job " + id,
+	})
+	if err != nil {
+		return ReplayJob{}, wrapOp("cancel replay", err)
+	}
+	out, err := b.rdb.CancelReplay(ctx, id, now, b.cfg.ReplayJobRetention, rdb.MinIDFor(now, b.cfg.Retention.Audit), rec)
+	if err != nil {
+		return ReplayJob{}, wrapOp("cancel replay", err)
+	}
+	switch out {
+	case rdb.ReplayCancelNone:
+		return ReplayJob{}, ErrNotFound
+	case rdb.ReplayCancelEnded:
+		job, err := in.Replay(ctx, scope, id)
+		if err != nil {
+			return ReplayJob{}, err
+		}
+		return job, ErrReplayFinished
+	}
+	return in.Replay(ctx, scope, id)
+}
+
+// replayInScope reports whether the job hash h is in scope: a job limited
+// to a tenant is that tenant's; a job over every tenant is AllTenants'.
+func replayInScope(scope Scope, h map[string]string) bool {
+	t := h[rdb.ReplayFieldTenant]
+	if t == "" {
+		return scope.All()
+	}
+	return scope.Includes(t)
+}
+
+// replayAuditScope is the audit record's scope of a job limited to tenant
+// ("" for every tenant).
+func replayAuditScope(tenant string) string {
+	if tenant == "" {
+		return "*"
+	}
+	return tenant
+}
+
+// auditReplayRequest is the request as the audit record's filter: in full
+// when it fits the record, else without its lists (their sizes only).
+func auditReplayRequest(req ReplayRequest, full []byte) json.RawMessage {
+	if len(full) <= auditMaxText {
+		return full
+	}
+	b, _ := json.Marshal(map[string]any{
+		"from": req.From, "to": req.To, "tenantId": req.TenantID, "rate": req.Rate, "dryRun": req.DryRun,
+		"typeCount": len(req.Types), "handlerCount": len(req.Handlers),
+	})
+	return b
+}
+
+// auditRecord checks e and encodes it for the audit stream (the record
+// appendAudit writes), for the scripts that write it in the same step as
+// the action.
+func auditRecord(e AuditEntry) ([]byte, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	e.ID = ""
+	e.At = e.At.UTC()
+	return json.Marshal(e)
+}
+
+// validJobID reports whether id can be a job id (a ULID).
+func validJobID(id string) bool {
+	_, err := ulid.ParseStrict(id)
+	return err == nil && len(id) == ulid.EncodedSize
+}
+
+// replayJobOf reads a job hash.
+func replayJobOf(id string, h map[string]string) ReplayJob {
+	n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
+	at := func(f string) *time.Time {
+		t := rdb.ParseMillis(h[f])
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	j := ReplayJob{
+		ID: id, Status: h[rdb.ReplayFieldStatus], Group: h[rdb.ReplayFieldGroup],
+		EstimatedEvents: n(rdb.ReplayFieldEstimated),
+		Scanned:         n(rdb.ReplayFieldScanned), Matched: n(rdb.ReplayFieldMatched),
+		Written: n(rdb.ReplayFieldWritten), Errors: n(rdb.ReplayFieldErrors),
+		Cursor: h[rdb.ReplayFieldCursor], Error: h[rdb.ReplayFieldError],
+		RequestedBy: h[rdb.ReplayFieldBy], RequestedByTenant: h[rdb.ReplayFieldByTenant],
+		CreatedAt: rdb.ParseMillis(h[rdb.ReplayFieldCreated]),
+		StartedAt: at(rdb.ReplayFieldStarted), FinishedAt: at(rdb.ReplayFieldFinished),
+	}
+	if err := json.Unmarshal([]byte(h[rdb.ReplayFieldRequest]), &j.Request); err != nil && j.Error == "" {
+		j.Error = "unreadable request: " + err.Error()
+	}
+	if h[rdb.ReplayFieldCancel] == "1" && (j.Status == ReplayPending || j.Status == ReplayRunning) {
+		j.CancelRequested = true
+	}
+	j.Progress = replayProgress(j.Status, h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd], j.Cursor)
+	return j
+}
+
+// replayProgress is how far the cursor is through the window, 0 to 100
+// (100 only once completed).
+func replayProgress(status, start, end, cursor string) int {
+	if status == ReplayCompleted {
+		return 100
+	}
+	if cursor == "" {
+		return 0
+	}
+	s, ok1 := rdb.IDTime(start)
+	e, ok2 := rdb.IDTime(end)
+	c, ok3 := rdb.IDTime(cursor)
+	if !ok1 || !ok2 || !ok3 {
+		return 0
+	}
+	span := e.Sub(s).Milliseconds() + 1
+	p := int(c.Sub(s).Milliseconds() * 100 / span)
+	return max(0, min(p, 99))
 }

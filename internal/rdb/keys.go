@@ -104,6 +104,33 @@ func (k Keys) StatsTenantHour(tenantID string, hour int64) string {
 // with partition 0's keys (status hashes, retries).
 func (k Keys) Replay() string { return k.base + ":events:replay" }
 
+// ReplayJob is the hash of one replay job: its request, state, counters
+// and cursor (fields in replay.go). It expires once the job has ended
+// (the job retention).
+func (k Keys) ReplayJob(id string) string { return k.base + ":events:replay:job:" + id }
+
+// ReplayJobs is the index of every replay job: a sorted set whose scores
+// are all 0 and whose members are the job ids (ULIDs, so that their
+// lexicographic order is their creation order). Ids whose hash has
+// expired are removed when a listing meets them.
+func (k Keys) ReplayJobs() string { return k.base + ":events:replay:jobs" }
+
+// ReplayTenantJobs is ReplayJobs for the jobs limited to one tenant, so
+// that a tenant's listing reads its own jobs only. The tenant's length
+// goes first (no two tenants share a key).
+func (k Keys) ReplayTenantJobs(tenantID string) string {
+	return k.base + ":events:replay:jobs:t:" + strconv.Itoa(len(tenantID)) + ":" + tenantID
+}
+
+// ReplayActive is the sorted set of the replay jobs not yet ended
+// (pending or running), scored by creation time in milliseconds: the
+// runners look for work here only.
+func (k Keys) ReplayActive() string { return k.base + ":events:replay:active" }
+
+// ReplayLease is the lease of a running replay job: a string holding the
+// token of the runner that owns the job, with a TTL the runner renews.
+func (k Keys) ReplayLease(id string) string { return k.base + ":events:replay:lease:" + id }
+
 // Audit is the audit log: a stream of the admin writes (dead-letter
 // redrive, delete, purge; replay), one entry per action with its record
 // as JSON in the FieldAudit field. Shared, like the DLQ; not one of
