@@ -286,7 +286,7 @@ func TestReplayCommandUsage(t *testing.T) {
 func TestReplayCommandsRedisDown(t *testing.T) {
 	_, prefix := redistest.Shared(t)
 	down := inspectEnv("redis://"+freeAddr(t), prefix)
-	for _, args := range [][]string{{"replay", "list"}, {"replay", "status", "j1"}, {"replay", "cancel", "j1"},
+	for _, args := range [][]string{{"replay", "list"}, {"replay", "status", "01JDB4M1Q0X7Y9C2E4G6J8K0N2"}, {"replay", "cancel", "01JDB4M1Q0X7Y9C2E4G6J8K0N2"},
 		{"replay", "start", "--from", "2026-11-30T00:00:00Z", "--to", "2026-11-30T01:00:00Z"}} {
 		code, out, errOut := runRead(t, down, append(args[:2:2], append([]string{"--timeout", "5s"}, args[2:]...)...)...)
 		if code != 1 || out != "" || !strings.Contains(errOut, "redis unavailable") {
@@ -402,13 +402,18 @@ func TestReplayCommands(t *testing.T) {
 		t.Errorf("replay start --wait without a server: exit %d %q", code, errOut)
 	}
 	code, out, _ = cli("replay", "list", "--json")
+	queued := 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		var j eventbus.ReplayJob
 		if json.Unmarshal([]byte(l), &j) == nil && j.Status == eventbus.ReplayPending {
+			queued++
 			if code, _, errOut := cli("replay", "cancel", j.ID); code != 0 {
 				t.Errorf("cancelling the queued job %s: %s", j.ID, errOut)
 			}
 		}
+	}
+	if code != 0 || queued != 1 {
+		t.Errorf("replay list --json: exit %d, %d jobs pending, want the one --wait gave up on:\n%s", code, queued, out)
 	}
 
 	// With a runner: --wait follows the job to its end.
