@@ -8,6 +8,7 @@
 //	eventbus events    browse events ("events list")
 //	eventbus dlq       dead letters: list, show, retry, delete, purge
 //	eventbus stats     print the stats report
+//	eventbus replay    replay jobs: start, status, list, cancel
 //	eventbus version   print the version
 //
 // Settings come from flags and the environment, flags winning; run
@@ -60,11 +61,20 @@ Usage:
                             remove dead letters, after a dry run and a question
   eventbus stats [--tenant T] [--json]
                             print the stats report (streams, DLQ, group, throughput, alarms)
+  eventbus replay start --from T --to T [--type P]... [--tenant T] [--handler H]... [--rate N]
+                        [--dry-run] [--wait] [--json] [--actor A]
+                            start a replay job: copy a time window of events to the replay
+                            stream for the named handlers; --wait draws a progress bar until
+                            it ends (jobs run inside "eventbus serve" or "eventbus dev")
+  eventbus replay status [--json] <job-id>
+  eventbus replay list [--tenant T] [--cursor C] [--limit N] [--json]
+  eventbus replay cancel <job-id>
+                            show, list (newest first) and cancel replay jobs
   eventbus version          print the version
 
-The dlq commands act as a platform operator (every tenant, or --tenant's; role owner) and
-write their changes to the audit log as --actor (default cli:<OS user>). Exit codes: 0 ok,
-1 failure or not found, 2 bad usage.
+The dlq and replay commands act as a platform operator (every tenant, or --tenant's; role
+owner) and write their changes to the audit log as --actor (default cli:<OS user>). Exit
+codes: 0 ok, 1 failure or not found, 2 bad usage.
 
 Run "eventbus <command> -h" for the flags of a command.
 `
@@ -100,6 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = dlqCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "stats":
 		err = statsCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "replay":
+		err = replayCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "eventbus", version)
 	case "help", "-h", "--help":

@@ -1,5 +1,5 @@
 // Package httpapi serves the HTTP API: health, readiness, the event
-// routes and the admin routes (dead letters, stats, audit log). Errors are JSON {"error":{"code","message"}}; every response
+// routes and the admin routes (dead letters, stats, replay jobs, audit log). Errors are JSON {"error":{"code","message"}}; every response
 // carries an X-Request-Id header, and a 500 answers only a generic message
 // with that id (the error itself is logged with it).
 package httpapi
@@ -79,6 +79,10 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("DELETE /admin/events/dlq/{eventId}", s.authenticated(s.dlqDelete))
 	mux.Handle("POST /admin/events/dlq/retry", s.authenticated(s.dlqBulkRetry))
 	mux.Handle("POST /admin/events/dlq/purge", s.authenticated(s.dlqPurge))
+	mux.Handle("POST /admin/events/replay", s.authenticated(s.replayStart))
+	mux.Handle("GET /admin/events/replay", s.authenticated(s.replayList))
+	mux.Handle("GET /admin/events/replay/{jobId}", s.authenticated(s.replayShow))
+	mux.Handle("POST /admin/events/replay/{jobId}/cancel", s.authenticated(s.replayCancel))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
 			w.Header().Set("Allow", allow)
