@@ -46,8 +46,16 @@ type Settings struct {
 	DLQBudget int
 	// MaxRedrives is how often one dead letter may be redriven.
 	MaxRedrives int
-	HTTP        HTTPLimits
-	JWTSecret   string
+	// ReplayRunners is how many replay jobs this process runs at once (0:
+	// none; other instances run them).
+	ReplayRunners int
+	// ReplayLease is how long a dead runner's job waits before another
+	// instance takes it over.
+	ReplayLease time.Duration
+	// ReplayJobRetention is how long ended replay jobs are kept.
+	ReplayJobRetention time.Duration
+	HTTP               HTTPLimits
+	JWTSecret          string
 	// JWTAllowPlatform lets JWTs of tenant "*" act for every tenant.
 	JWTAllowPlatform bool
 	// JWTAudience and JWTIssuer, when set, must match the aud and iss
@@ -122,6 +130,9 @@ func table() []*setting {
 		{env: "EVENTBUS_RETENTION_AUDIT", flag: "retention-audit", def: "365d", usage: "audit log retention"},
 		{env: "EVENTBUS_DLQ_BUDGET", flag: "dlq-budget", def: "10000", usage: "dead letters the DLQ is sized for: health warns at 80 %, unhealthy at 95 %"},
 		{env: "EVENTBUS_MAX_REDRIVES", flag: "max-redrives", def: "3", usage: "how often one dead letter may be redriven (1-1000)"},
+		{env: "EVENTBUS_REPLAY_RUNNERS", flag: "replay-runners", def: "2", usage: "replay jobs this instance runs at once (0: none, other instances run them; at most 64)"},
+		{env: "EVENTBUS_REPLAY_LEASE", flag: "replay-lease", def: "5s", usage: "a replay job whose runner died is taken over after this (200ms to 5m)"},
+		{env: "EVENTBUS_REPLAY_JOB_RETENTION", flag: "replay-job-retention", def: "30d", usage: "how long ended replay jobs are kept (at least 1m)"},
 		{env: "EVENTBUS_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "HTTP listen address"},
 		{env: "EVENTBUS_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
@@ -249,6 +260,15 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if s.MaxRedrives, err = strconv.Atoi(val("max-redrives")); err != nil || s.MaxRedrives < 1 || s.MaxRedrives > 1000 {
 		return s, bad("max-redrives", "want an integer from 1 to 1000")
+	}
+	if s.ReplayRunners, err = strconv.Atoi(val("replay-runners")); err != nil || s.ReplayRunners < 0 || s.ReplayRunners > 64 {
+		return s, bad("replay-runners", "want an integer from 0 to 64")
+	}
+	if s.ReplayLease, err = parseDuration(val("replay-lease"), 0); err != nil || s.ReplayLease < 200*time.Millisecond || s.ReplayLease > 5*time.Minute {
+		return s, bad("replay-lease", "want a duration from 200ms to 5m")
+	}
+	if s.ReplayJobRetention, err = parseDuration(val("replay-job-retention"), 0); err != nil || s.ReplayJobRetention < time.Minute {
+		return s, bad("replay-job-retention", "want a duration of at least 1m such as 30d or 720h")
 	}
 	s.HTTPAddr = val("http-addr")
 	if _, port, err := net.SplitHostPort(s.HTTPAddr); err != nil || !validPort(port) {
@@ -427,10 +447,22 @@ func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) e
 		Retention: s.Retention,
 		Logger:    logger,
 
-		MaxEventSize:      s.MaxEventSize,
-		IdempotencyWindow: s.IdempotencyTTL,
-		PublishTimeout:    s.PublishTimeout,
-		DLQBudget:         s.DLQBudget,
-		MaxRedrives:       s.MaxRedrives,
+		MaxEventSize:       s.MaxEventSize,
+		IdempotencyWindow:  s.IdempotencyTTL,
+		PublishTimeout:     s.PublishTimeout,
+		DLQBudget:          s.DLQBudget,
+		MaxRedrives:        s.MaxRedrives,
+		ReplayRunners:      replayRunners(s.ReplayRunners),
+		ReplayLease:        s.ReplayLease,
+		ReplayJobRetention: s.ReplayJobRetention,
 	}
+}
+
+// replayRunners maps the setting (0: none) to eventbus.Config's
+// ReplayRunners (-1: none; 0 would mean the default).
+func replayRunners(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
