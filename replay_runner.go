@@ -161,6 +161,12 @@ type replayExec struct {
 	cancelOnce sync.Once
 	// ended is set once this runner ended the job (its lease is gone).
 	ended atomic.Bool
+	// release is set when the runner stops a job it may still hold the
+	// lease of (its saved cursor is not where this runner left it, e.g.
+	// after Redis lost its last writes in a crash): the lease is freed at
+	// once, so that a runner resumes from the saved cursor without waiting
+	// for the lease to expire.
+	release atomic.Bool
 	pace  pacer
 }
 
@@ -177,7 +183,7 @@ func (r *replayRunner) runJob(ctx context.Context, id, token string) {
 	defer func() {
 		stop()
 		keeper.Wait()
-		if ctx.Err() != nil { // shutting down: hand the job over now
+		if ctx.Err() != nil || x.release.Load() { // shutting down, or stopped: hand the job over now
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
 			_ = b.rdb.ReleaseReplayLease(rctx, id, token)
@@ -397,7 +403,8 @@ func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool
 			}
 			return st == ReplayCompleted, true
 		}
-		x.log.LogAttrs(ctx, slog.LevelWarn, "replay cursor moved by another runner; stopping")
+		x.log.LogAttrs(ctx, slog.LevelWarn, "replay cursor is not where this runner left it (another runner, or Redis lost its last writes); stopping and handing the job over")
+		x.release.Store(true)
 		return false, false
 	case errors.As(err, &sr):
 		x.log.LogAttrs(ctx, slog.LevelWarn, "replay lease lost; the job is left to the runner that holds it")
