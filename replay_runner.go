@@ -167,7 +167,7 @@ type replayExec struct {
 	// once, so that a runner resumes from the saved cursor without waiting
 	// for the lease to expire.
 	release atomic.Bool
-	pace  pacer
+	pace    pacer
 }
 
 // runJob runs job id under the lease held by token, until the job ends,
