@@ -48,12 +48,24 @@ type Server struct {
 	log           *slog.Logger
 	budget        *bodyBudget
 	healthDetails bool
+	// hub is the live tails' shared reader (tail.go); streamWait bounds
+	// each write of a live tail.
+	hub        *tailHub
+	streamWait time.Duration
 }
 
-// New returns the API's handler: request ids, the concurrency limits and
-// the routes. Serve it with the http.Server of NewServer, which sets the
-// connection timeouts.
+// New returns the API's handler: request ids, the concurrency limits,
+// request logs and the routes. Serve it with the http.Server of
+// NewServer, which sets the connection timeouts and ends the live tails
+// on Shutdown (with New alone, their shared reader stops when the last
+// tail's connection ends).
 func New(bus *eventbus.Bus, opt Options) http.Handler {
+	_, h := newAPI(bus, opt)
+	return h
+}
+
+// newAPI builds the Server and its handler (the front door).
+func newAPI(bus *eventbus.Bus, opt Options) (*Server, http.Handler) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -61,7 +73,8 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 		opt.Auth = auth.New("", nil)
 	}
 	lim := opt.Limits.withDefaults()
-	s := &Server{bus: bus, insp: bus.Inspector(), auth: opt.Auth, log: opt.Logger, budget: newBodyBudget(lim.MaxBodyMemory), healthDetails: opt.HealthDetails}
+	s := &Server{bus: bus, insp: bus.Inspector(), auth: opt.Auth, log: opt.Logger, budget: newBodyBudget(lim.MaxBodyMemory), healthDetails: opt.HealthDetails,
+		hub: newTailHub(bus.Inspector(), opt.Logger), streamWait: lim.WriteTimeout}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -70,6 +83,7 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 	mux.Handle("POST /v1/events/batch", s.authenticated(s.publishBatch))
 	mux.Handle("GET /v1/events", s.authenticated(s.browseEvents))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
+	mux.Handle("GET "+streamPath, s.authenticated(s.streamEvents))
 	mux.Handle("GET /admin/audit", s.authenticated(s.audit))
 	mux.Handle("GET /admin/events/stats", s.authenticated(s.stats))
 	mux.Handle("GET /admin/events/dlq", s.authenticated(s.dlqList))
@@ -91,7 +105,7 @@ func New(bus *eventbus.Bus, opt Options) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
 	})
-	return newFrontDoor(mux, lim)
+	return s, newFrontDoor(mux, lim, opt.Logger)
 }
 
 // allowedMethods lists the methods the routes serve on r's path, or ""

@@ -36,6 +36,11 @@ type Limits struct {
 	MaxRequests int
 	// MaxProbes bounds the health probes served at once.
 	MaxProbes int
+	// MaxStreams bounds the live tails (GET /v1/events/stream) open at
+	// once. Streams have their own pool, so that long-lived streams never
+	// hold the slots of MaxRequests; over it the server answers 503 with
+	// Retry-After.
+	MaxStreams int
 	// MaxConnections bounds the client connections open at once (see
 	// LimitListener). Keep it below the process's file limit (ulimit -n).
 	MaxConnections int
@@ -56,6 +61,7 @@ var DefaultLimits = Limits{
 	MaxHeaderBytes:    64 << 10,
 	MaxRequests:       256,
 	MaxProbes:         16,
+	MaxStreams:        64,
 	MaxBodyMemory:     64 << 20,
 	MaxConnections:    10000,
 }
@@ -82,6 +88,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxProbes <= 0 {
 		l.MaxProbes = d.MaxProbes
+	}
+	if l.MaxStreams <= 0 {
+		l.MaxStreams = d.MaxStreams
 	}
 	if l.MaxBodyMemory <= 0 {
 		l.MaxBodyMemory = d.MaxBodyMemory
@@ -144,14 +153,17 @@ func (c *limitedConn) Close() error {
 
 // NewServer returns an http.Server serving the API (New) with the
 // connection limits of opt.Limits, and net/http's own error lines logged
-// through opt.Logger.
+// through opt.Logger. Its Shutdown also ends the live tails (each client
+// gets a final "dropped" message) and stops their shared reader; Close
+// ends them by closing their connections.
 func NewServer(bus *eventbus.Bus, opt Options) *http.Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	lim := opt.Limits.withDefaults()
-	return &http.Server{
-		Handler:           New(bus, opt),
+	s, h := newAPI(bus, opt)
+	srv := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		WriteTimeout:      lim.WriteTimeout,
@@ -159,27 +171,38 @@ func NewServer(bus *eventbus.Bus, opt Options) *http.Server {
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(s.hub.close)
+	return srv
 }
 
 // frontDoor runs before every route: it gives the request its id and a
-// slot in the request pool (probes in their own pool), or answers 503.
-// Per request it costs the id and two channel operations.
+// slot in the request pool (probes and live tails in pools of their own),
+// or answers 503, and logs one line per request (reqlog.go). Per request
+// it costs the id and two channel operations, plus the log line when the
+// logger is enabled at info level.
 type frontDoor struct {
-	next   http.Handler
-	reqs   chan struct{}
-	probes chan struct{}
-	idBase string // random per process
-	seq    atomic.Uint64
+	next    http.Handler
+	log     *slog.Logger
+	reqs    chan struct{}
+	probes  chan struct{}
+	streams chan struct{}
+	idBase  string // random per process
+	seq     atomic.Uint64
 }
 
-func newFrontDoor(next http.Handler, lim Limits) *frontDoor {
+func newFrontDoor(next http.Handler, lim Limits, log *slog.Logger) *frontDoor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return &frontDoor{
-		next:   next,
-		reqs:   make(chan struct{}, lim.MaxRequests),
-		probes: make(chan struct{}, lim.MaxProbes),
-		idBase: hex.EncodeToString(b[:]),
+		next:    next,
+		log:     log,
+		reqs:    make(chan struct{}, lim.MaxRequests),
+		probes:  make(chan struct{}, lim.MaxProbes),
+		streams: make(chan struct{}, lim.MaxStreams),
+		idBase:  hex.EncodeToString(b[:]),
 	}
 }
 
@@ -191,16 +214,25 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = f.newID()
 	}
 	w.Header()[requestIDHeader] = []string{id}
+	if f.log.Enabled(r.Context(), slog.LevelInfo) {
+		var lw *loggedWriter
+		lw, r = startRequestLog(w, r)
+		defer lw.finish(f.log, r, id)
+		w = lw
+	}
 
-	pool := f.reqs
-	if isProbe(r.URL.Path) {
+	pool, what := f.reqs, "requests"
+	switch {
+	case isProbe(r.URL.Path):
 		pool = f.probes
+	case r.URL.Path == streamPath:
+		pool, what = f.streams, "live tails"
 	}
 	select {
 	case pool <- struct{}{}:
 	default:
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many requests in flight; retry later")
+		writeError(w, http.StatusServiceUnavailable, "overloaded", "too many "+what+" in flight; retry later")
 		return
 	}
 	defer func() { <-pool }()

@@ -18,7 +18,7 @@ func (w *nopWriter) WriteHeader(int)             {}
 // the request pool: one allocation for the generated id and one for its
 // header value.
 func BenchmarkFrontDoor(b *testing.B) {
-	f := newFrontDoor(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), DefaultLimits)
+	f := newFrontDoor(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), DefaultLimits, nil)
 	r := httptest.NewRequest(http.MethodPost, "/v1/events", nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -30,7 +30,7 @@ func BenchmarkFrontDoor(b *testing.B) {
 }
 
 func TestFrontDoorAllocations(t *testing.T) {
-	f := newFrontDoor(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), DefaultLimits)
+	f := newFrontDoor(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), DefaultLimits, nil)
 	r := httptest.NewRequest(http.MethodPost, "/v1/events", nil)
 	w := &nopWriter{h: http.Header{}}
 	if n := testing.AllocsPerRun(1000, func() { f.ServeHTTP(w, r) }); n > 2 {
