@@ -157,6 +157,12 @@ func (c *limitedConn) Close() error {
 // gets a final "dropped" message) and stops their shared reader; Close
 // ends them by closing their connections.
 func NewServer(bus *eventbus.Bus, opt Options) *http.Server {
+	srv, _ := newHTTPServer(bus, opt)
+	return srv
+}
+
+// newHTTPServer is NewServer, also returning the API's Server.
+func newHTTPServer(bus *eventbus.Bus, opt Options) (*http.Server, *Server) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -172,7 +178,7 @@ func NewServer(bus *eventbus.Bus, opt Options) *http.Server {
 		ErrorLog:          slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(s.hub.close)
-	return srv
+	return srv, s
 }
 
 // frontDoor runs before every route: it gives the request its id and a
