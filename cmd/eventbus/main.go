@@ -6,6 +6,7 @@
 //	eventbus status    print an event's status (JSON)
 //	eventbus health    print the health report (JSON)
 //	eventbus events    browse events ("events list")
+//	eventbus tail      print new events as they are written
 //	eventbus dlq       dead letters: list, show, retry, delete, purge
 //	eventbus stats     print the stats report
 //	eventbus replay    replay jobs: start, status, list, cancel
@@ -46,6 +47,9 @@ Usage:
   eventbus events list [--type P] [--tenant T] [--from T] [--to T] [--limit N] [--cursor C] [--json]
                             list one page of events, oldest first (a table, or JSON lines);
                             the next page's cursor goes to stderr
+  eventbus tail [--type P]... [--tenant T] [--json]
+                            print new events as they are written (time, stream id, type,
+                            tenant, event id; or JSON lines) until Ctrl-C
   eventbus dlq list [--type P] [--handler H] [--tenant T] [--from T] [--to T] [--q TEXT]
                     [--limit N] [--cursor C] [--json]
                             list one page of dead letters, newest first (a table, or JSON lines)
@@ -106,6 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = healthCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "events":
 		err = eventsCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "tail":
+		err = tailCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "dlq":
 		err = dlqCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "stats":
