@@ -94,6 +94,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			MaxRequests:    settings.HTTP.MaxRequests,
 			MaxBodyMemory:  settings.HTTP.MaxBodyMemory,
 			MaxConnections: settings.HTTP.MaxConnections,
+			MaxStreams:     settings.HTTP.MaxStreams,
 		},
 		// dev is for a local try-out: the full health report for everyone.
 		HealthDetails: settings.HealthDetails || dev,

@@ -88,6 +88,9 @@ type HTTPLimits struct {
 	// MaxConnections bounds the client connections open at once (extra
 	// ones are closed at once).
 	MaxConnections int
+	// MaxStreams bounds the live tails (GET /v1/events/stream) open at
+	// once, in a pool apart from MaxRequests (503 over it).
+	MaxStreams int
 }
 
 // setting is one row of the configuration table: an environment variable,
@@ -144,6 +147,7 @@ func table() []*setting {
 		{env: "EVENTBUS_HTTP_MAX_HEADER_BYTES", flag: "http-max-header-bytes", def: "65536", usage: "largest request line and headers in bytes (431 over it)"},
 		{env: "EVENTBUS_HTTP_MAX_REQUESTS", flag: "http-max-requests", def: "256", usage: "requests served at once, health probes aside (503 over it)"},
 		{env: "EVENTBUS_HTTP_MAX_CONNECTIONS", flag: "http-max-connections", def: "10000", usage: "client connections open at once; more are closed at once (keep below ulimit -n)"},
+		{env: "EVENTBUS_HTTP_MAX_STREAMS", flag: "http-max-streams", def: "64", usage: "live tails (GET /v1/events/stream) open at once, apart from the request pool (503 over it)"},
 		{env: "EVENTBUS_HTTP_MAX_BODY_MEMORY", flag: "http-max-body-memory", def: "67108864", usage: "bytes of request bodies held at once (503 while full)"},
 		{env: "EVENTBUS_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret shared with the platform (enables JWT bearer tokens)", secret: true},
 		{env: "EVENTBUS_JWT_ALLOW_PLATFORM", flag: "jwt-allow-platform", def: "false", usage: "let JWTs of tenant * act for every tenant", boolean: true},
@@ -311,6 +315,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if s.HTTP.MaxConnections, err = strconv.Atoi(val("http-max-connections")); err != nil || s.HTTP.MaxConnections < 1 || s.HTTP.MaxConnections > 1000000 {
 		return s, bad("http-max-connections", "want an integer from 1 to 1000000")
+	}
+	if s.HTTP.MaxStreams, err = strconv.Atoi(val("http-max-streams")); err != nil || s.HTTP.MaxStreams < 1 || s.HTTP.MaxStreams > 100000 {
+		return s, bad("http-max-streams", "want an integer from 1 to 100000")
 	}
 	// The budget must hold at least one single-event request (the event
 	// plus room for whitespace).

@@ -17,7 +17,7 @@ func TestLoadHardeningDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := HTTPLimits{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second,
-		MaxHeaderBytes: 64 << 10, MaxRequests: 256, MaxBodyMemory: 64 << 20, MaxConnections: 10000}
+		MaxHeaderBytes: 64 << 10, MaxRequests: 256, MaxBodyMemory: 64 << 20, MaxConnections: 10000, MaxStreams: 64}
 	if s.HTTP != want {
 		t.Errorf("HTTP limits = %+v, want %+v", s.HTTP, want)
 	}
@@ -48,7 +48,7 @@ func TestLoadHardeningSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := HTTPLimits{ReadTimeout: 5 * time.Second, WriteTimeout: 6 * time.Second, IdleTimeout: 7 * time.Second,
-		MaxHeaderBytes: 8192, MaxRequests: 9, MaxBodyMemory: 10 << 20, MaxConnections: 10000}
+		MaxHeaderBytes: 8192, MaxRequests: 9, MaxBodyMemory: 10 << 20, MaxConnections: 10000, MaxStreams: 64}
 	if s.HTTP != want {
 		t.Errorf("HTTP limits = %+v, want %+v", s.HTTP, want)
 	}
