@@ -54,7 +54,7 @@ func (in *Inspector) Collector(opts CollectorOptions) prometheus.Collector {
 		up: prometheus.NewDesc("eventbus_redis_up",
 			"1 when the last read of the bus's state from Redis succeeded, 0 when it failed or timed out (the other eventbus gauges are then absent).", nil, nil),
 		streamLen: prometheus.NewDesc("eventbus_stream_length",
-			"Entries in a stream: main (partition 0, the whole main stream while there is one partition), dlq, replay.", []string{"stream"}, nil),
+			"Entries in a stream: main, dlq, replay.", []string{"stream"}, nil),
 		pending: gd("eventbus_group_pending",
 			"Entries delivered to the group and not yet acknowledged, over every stream it reads."),
 		lag: gd("eventbus_group_lag",
