@@ -147,7 +147,8 @@ type Config struct {
 	// redrives, replayed copies; see the README's Metrics section). Nil:
 	// no metrics, at no cost. The bus never uses the global
 	// prometheus.DefaultRegisterer unless given it. Two buses on one
-	// registry need distinct labels (prometheus.WrapRegistererWith).
+	// registry each need a Registerer wrapped with a distinct value of
+	// one label (prometheus.WrapRegistererWith), or New fails.
 	Registerer prometheus.Registerer
 	// MetricsMaxTypes caps the event types that get their own type label
 	// value in the metrics; events of later types count under

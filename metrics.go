@@ -149,7 +149,7 @@ func newMetrics(reg prometheus.Registerer, maxTypes int) (*metrics, error) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				err = fmt.Errorf("%w (two buses on one registry need distinct labels: prometheus.WrapRegistererWith)", err)
+				err = fmt.Errorf("%w (two buses on one registry: give each its own label value with prometheus.WrapRegistererWith)", err)
 			}
 			return nil, fmt.Errorf("eventbus: registering metrics: %w", err)
 		}

@@ -83,10 +83,14 @@ type redisCollector struct {
 	up, streamLen                            *prometheus.Desc
 	pending, lag, oldest, retries, consumers groupDesc
 
-	mu     sync.Mutex // held while reading: concurrent scrapes share a read
+	mu     sync.Mutex
 	readAt time.Time
 	cached []prometheus.Metric
-	reads  int // reads of Redis (for tests)
+	// reading is closed when the read in flight ends; nil when none.
+	// Concurrent scrapes share one read, and a scrape that gives up at
+	// the timeout leaves it to finish (and fill the cache) in the
+	// background rather than starting another.
+	reading chan struct{}
 }
 
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -95,19 +99,53 @@ func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect serves the cached gauges while younger than the TTL; else it
+// reads Redis, waiting at most the timeout: past it the scrape gets
+// eventbus_redis_up 0. The read runs on its own goroutine, which ends when
+// the read does (bounded by the timeout through its context, and by the
+// Redis client's own timeouts when the client ignores contexts).
 func (c *redisCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	now := c.now()
-	if c.cached == nil || now.Sub(c.readAt) >= c.ttl {
-		c.cached = c.read()
-		c.readAt = c.now()
-		c.reads++
+	if c.cached != nil && c.now().Sub(c.readAt) < c.ttl {
+		ms := c.cached
+		c.mu.Unlock()
+		emit(ch, ms)
+		return
 	}
-	ms := c.cached
+	if c.reading == nil {
+		done := make(chan struct{})
+		c.reading = done
+		go func() {
+			ms := c.read()
+			c.mu.Lock()
+			c.cached, c.readAt, c.reading = ms, c.now(), nil
+			c.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := c.reading
 	c.mu.Unlock()
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		c.mu.Lock()
+		ms := c.cached
+		c.mu.Unlock()
+		emit(ch, ms)
+	case <-t.C:
+		ch <- c.down()
+	}
+}
+
+func emit(ch chan<- prometheus.Metric, ms []prometheus.Metric) {
 	for _, m := range ms {
 		ch <- m
 	}
+}
+
+func (c *redisCollector) down() prometheus.Metric {
+	return prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 }
 
 // read reads the gauges from Redis, bounded by the timeout; on failure
@@ -115,7 +153,7 @@ func (c *redisCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *redisCollector) read() []prometheus.Metric {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	down := []prometheus.Metric{prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)}
+	down := []prometheus.Metric{c.down()}
 	st, err := c.in.Stats(ctx, AllTenants())
 	if err != nil {
 		return down
