@@ -64,9 +64,11 @@ type metrics struct {
 
 	maxTypes int
 	typesMu  sync.Mutex // serialises adding a type
-	types    sync.Map   // event type -> *publishCounters
-	ntypes   atomic.Int64
-	other    *publishCounters
+	// types maps event types to their counters; it is replaced (copied)
+	// when a type is added, so that lookups take no lock and allocate
+	// nothing.
+	types atomic.Pointer[map[string]*publishCounters]
+	other *publishCounters
 
 	handlers sync.Map // handler name -> *handlerMetrics
 }
@@ -157,6 +159,7 @@ func newMetrics(reg prometheus.Registerer, maxTypes int) (*metrics, error) {
 	m.publishOne = m.publishLatency.WithLabelValues("publish")
 	m.publishBatch = m.publishLatency.WithLabelValues("batch")
 	m.other = m.newPublishCounters(MetricsOtherType)
+	m.types.Store(&map[string]*publishCounters{})
 	return m, nil
 }
 
@@ -172,23 +175,29 @@ func (m *metrics) newPublishCounters(typ string) *publishCounters {
 // byType returns typ's publish counters: its own while fewer than
 // maxTypes types have been seen, else MetricsOtherType's.
 func (m *metrics) byType(typ string) *publishCounters {
-	if v, ok := m.types.Load(typ); ok {
-		return v.(*publishCounters)
+	types := *m.types.Load()
+	if pc, ok := types[typ]; ok {
+		return pc
 	}
-	if m.ntypes.Load() >= int64(m.maxTypes) {
+	if len(types) >= m.maxTypes {
 		return m.other
 	}
 	m.typesMu.Lock()
 	defer m.typesMu.Unlock()
-	if v, ok := m.types.Load(typ); ok {
-		return v.(*publishCounters)
+	types = *m.types.Load()
+	if pc, ok := types[typ]; ok {
+		return pc
 	}
-	if m.ntypes.Load() >= int64(m.maxTypes) {
+	if len(types) >= m.maxTypes {
 		return m.other
 	}
+	next := make(map[string]*publishCounters, len(types)+1)
+	for k, v := range types {
+		next[k] = v
+	}
 	pc := m.newPublishCounters(typ)
-	m.types.Store(typ, pc)
-	m.ntypes.Add(1)
+	next[typ] = pc
+	m.types.Store(&next)
 	return pc
 }
 
@@ -200,17 +209,24 @@ func (m *metrics) publishResult(typ string, duplicate bool, err error) {
 		return
 	}
 	pc := m.byType(typ)
-	var ou *rdb.OutcomeUnknown
 	switch {
 	case err == nil && duplicate:
 		pc.duplicate.Inc()
 	case err == nil:
 		pc.written.Inc()
-	case errors.As(err, &ou):
+	case outcomeUnknown(err):
 		pc.unknown.Inc()
 	default:
 		pc.failed.Inc()
 	}
+}
+
+// outcomeUnknown reports whether err is an *rdb.OutcomeUnknown (a
+// function of its own: its target escapes, and the written path must not
+// pay that allocation).
+func outcomeUnknown(err error) bool {
+	var ou *rdb.OutcomeUnknown
+	return errors.As(err, &ou)
 }
 
 // publishCalled records a Publish call's latency (from start), and counts
