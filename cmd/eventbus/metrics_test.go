@@ -36,7 +36,7 @@ func TestServeMetrics(t *testing.T) {
 			code, _, err := getJSON("http://" + addr + "/readyz")
 			return err == nil && code == http.StatusOK
 		})
-		code, body := get("http://"+addr+"/metrics", "")
+		code, _ := get("http://"+addr+"/metrics", "")
 		want := http.StatusUnauthorized
 		if public {
 			want = http.StatusOK
@@ -44,7 +44,7 @@ func TestServeMetrics(t *testing.T) {
 		if code != want {
 			t.Errorf("public=%v: GET /metrics without a token = %d, want %d", public, code, want)
 		}
-		code, body = get("http://"+addr+"/metrics", "metrics-key-0000000")
+		code, body := get("http://"+addr+"/metrics", "metrics-key-0000000")
 		if code != http.StatusOK {
 			t.Fatalf("public=%v: GET /metrics with a token = %d %s", public, code, body)
 		}
