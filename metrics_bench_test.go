@@ -14,10 +14,12 @@ import (
 )
 
 // metricsModes are the two sides of the metrics cost comparison: no
-// Registerer, and a registry. Sub-benchmarks alternate between them, so
-// that with -count N the two run interleaved in the same conditions:
+// Registerer, and a registry. go test -count repeats each sub-benchmark
+// back to back, so run the binary several times to interleave the two
+// sides under the same load:
 //
-//	go test -run '^$' -bench 'Metrics' -count 8 . | tee m.txt
+//	go test -c -o /tmp/eb.test .
+//	for i in 1 2 3 4 5 6 7 8; do /tmp/eb.test -test.run '^$' -test.bench Metrics -test.count 1; done > m.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest -col /metrics m.txt
 var metricsModes = []struct {
 	name string
