@@ -33,6 +33,7 @@ type Bus struct {
 
 	pub   *coalescer[pubItem, rdb.Appended]
 	stats *statsRecorder // nil: stats not counted (benchmarks only)
+	met   *metrics       // nil: no Config.Registerer
 
 	setUp   atomic.Bool
 	resetup chan struct{} // wakes the set-up loop; capacity 1
@@ -49,12 +50,16 @@ type Bus struct {
 // Redis is down.
 func New(cfg Config) (*Bus, error) {
 	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err != nil {
 		return nil, err
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1), replayWake: make(chan struct{}, 1)}
 	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
 	b.stats = newStatsRecorder(b.rdb, b.log)
+	if b.met, err = newMetrics(cfg.Registerer, cfg.MetricsMaxTypes); err != nil {
+		return nil, err
+	}
 	b.pub = &coalescer[pubItem, rdb.Appended]{maxLeaders: cfg.PublishPipelines, extraLeadAt: extraPipelineBacklog, maxBatch: maxCoalescedBatch, send: b.sendAppends,
 		inline: honoursDeadlines(cfg.Redis)}
 	return b, nil

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -141,6 +142,18 @@ type Config struct {
 	EmbeddedRedis bool
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
+	// Registerer receives the bus's Prometheus metrics (publish outcomes
+	// and latency, handler runs of its consumers, retries, dead letters,
+	// redrives, replayed copies; see the README's Metrics section). Nil:
+	// no metrics, at no cost. The bus never uses the global
+	// prometheus.DefaultRegisterer unless given it. Two buses on one
+	// registry each need a Registerer wrapped with a distinct value of
+	// one label (prometheus.WrapRegistererWith), or New fails.
+	Registerer prometheus.Registerer
+	// MetricsMaxTypes caps the event types that get their own type label
+	// value in the metrics; events of later types count under
+	// MetricsOtherType. Default 100.
+	MetricsMaxTypes int
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -207,6 +220,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MetricsMaxTypes == 0 {
+		c.MetricsMaxTypes = DefaultMetricsMaxTypes
+	}
 }
 
 // Validate reports the first invalid field, naming it and its value.
@@ -247,6 +263,8 @@ func (c *Config) Validate() error {
 		return bad("ReplayRunners", c.ReplayRunners, "must be at least 1, or -1 for none")
 	case c.ReplayLease < minReplayLease:
 		return bad("ReplayLease", c.ReplayLease, "must be at least 200ms")
+	case c.MetricsMaxTypes < 0:
+		return bad("MetricsMaxTypes", c.MetricsMaxTypes, "must be positive")
 	case c.ReplayJobRetention < time.Minute:
 		return bad("ReplayJobRetention", c.ReplayJobRetention, "must be at least 1m")
 	}

@@ -245,6 +245,7 @@ func (c *Consumer) Handle(name, pattern string, h Handler, opts ...SubscribeOpti
 			return fmt.Errorf("%w: handler name %q registered twice", ErrConfig, name)
 		}
 	}
+	s.met = c.bus.met.handler(name)
 	c.subs = append(c.subs, s)
 	slices.SortStableFunc(c.subs, func(a, b *subscription) int { return a.priority - b.priority })
 	return nil

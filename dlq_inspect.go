@@ -375,13 +375,16 @@ func (in *Inspector) redrive(ctx context.Context, rs []dlqRead, res *BulkResult)
 			return nil
 		}
 		out, err := b.rdb.RedriveDLQ(ctx, items, now)
+		redriven := 0
 		for _, o := range out {
 			if o == rdb.DLQDone {
 				res.Redriven++
+				redriven++
 			} else {
 				res.Gone++
 			}
 		}
+		b.met.redriven(redriven)
 		items = items[:0]
 		if err != nil {
 			return wrapOp("redrive dead letters", err)

@@ -47,6 +47,7 @@ type subscription struct {
 	timeout  time.Duration
 	retry    *RetryPolicy
 	handler  Handler
+	met      *handlerMetrics // nil: metrics off
 }
 
 // SubscribeOption customises a subscription.

@@ -35,6 +35,9 @@ type task struct {
 	statusKey string // the status hash to delete on ack, if any
 
 	retry *retryData // set for an entry of the retries stream
+	// runStart is when the current handler run started (for its
+	// duration, also when the watchdog abandons it).
+	runStart time.Time
 }
 
 type failure struct {
@@ -46,6 +49,24 @@ type failure struct {
 type runResult struct {
 	err   error
 	stack string
+	// timedOut: the run overran its timeout (it returned an error after
+	// its deadline, or the watchdog abandoned it).
+	timedOut bool
+}
+
+// outcome classifies the run for the metrics.
+func (r runResult) outcome() runOutcome {
+	switch {
+	case r.err == nil:
+		return runSuccess
+	case r.stack != "":
+		return runPanic
+	case r.timedOut:
+		return runTimeout
+	case errors.Is(r.err, ErrPermanent):
+		return runPermanent
+	}
+	return runFailure
 }
 
 // errShutdown marks a handler run cut short by the shutdown deadline: the
@@ -213,6 +234,7 @@ func (c *Consumer) continueTask(w *worker, t *task) bool {
 
 // resume finishes a task taken over from an abandoned worker.
 func (c *Consumer) resume(w *worker, t *task, s *subscription, res runResult) bool {
+	res.timedOut = true // the watchdog abandoned the run past its timeout
 	if !c.record(t, s, res) {
 		return true
 	}
@@ -223,7 +245,12 @@ func (c *Consumer) resume(w *worker, t *task, s *subscription, res runResult) bo
 // watchdog abandoned the worker meanwhile: the caller must drop everything
 // and return.
 func (c *Consumer) invoke(w *worker, t *task, s *subscription) (res runResult, owner bool) {
-	ctx := &runCtx{parent: c.handlerCtx, deadline: time.Now().Add(s.timeout), c: c, t: t, s: s}
+	start := time.Now()
+	if s.met != nil && t.next == 0 && t.retry == nil && t.stream != c.replayStream {
+		c.bus.met.delivered(t.ev.Timestamp, start)
+	}
+	t.runStart = start
+	ctx := &runCtx{parent: c.handlerCtx, deadline: start.Add(s.timeout), c: c, t: t, s: s}
 	if c.handlerCtx.Err() != nil {
 		ctx.err = c.handlerCtx.Err()
 	}
@@ -243,6 +270,7 @@ func (c *Consumer) invoke(w *worker, t *task, s *subscription) (res runResult, o
 		res.err = errShutdown
 	case res.err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		res.err = fmt.Errorf("handler %s timed out after %v: %w", s.name, s.timeout, res.err)
+		res.timedOut = true
 	}
 	return res, true
 }
@@ -263,6 +291,9 @@ func callHandler(ctx context.Context, h Handler, ev Event) (res runResult) {
 // consumer is shutting down before that could be recorded.
 func (c *Consumer) record(t *task, s *subscription, res runResult) bool {
 	t.next++
+	if s.met != nil {
+		s.met.ran(res.outcome(), time.Since(t.runStart))
+	}
 	if res.err != nil {
 		c.failed.Add(1)
 		t.failures = append(t.failures, failure{s, res})

@@ -64,6 +64,7 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	req := newCall[pubItem, rdb.Appended](item)
 	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
 	err = b.pub.do(ctx, req)
+	b.met.publishCalled(item.typ, req.deadline.Add(-b.cfg.PublishTimeout), err)
 	if err == nil {
 		err = req.out.Err
 	}
@@ -139,6 +140,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 // items[i]'s) are counted in the stats when the reply comes, waited for
 // or not.
 func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([]rdb.Appended, error) {
+	defer b.met.batchCalled(b.met.now())
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	deadline, _ := wctx.Deadline()
@@ -156,6 +158,7 @@ func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([
 				return evs[i].TenantID, evs[i].Type, !res[i].Duplicate
 			})
 		}
+		b.met.batchResult(evs, res, err)
 		done <- result{res, err}
 	}()
 	select {
@@ -213,6 +216,11 @@ func (b *Bus) sendAppends(ctx context.Context, reqs []*call[pubItem, rdb.Appende
 	b.stats.published(len(reqs), func(i int) (string, string, bool) {
 		return reqs[i].in.TenantID, reqs[i].in.typ, res[i].Err == nil && !res[i].Duplicate
 	})
+	if b.met != nil {
+		for i, r := range reqs {
+			b.met.publishResult(r.in.typ, res[i].Duplicate, res[i].Err)
+		}
+	}
 	for i, r := range reqs {
 		r.out = res[i]
 		close(r.done)

@@ -372,9 +372,11 @@ func (x *replayExec) page(msgs []redis.XMessage, count int64) rdb.ReplayPage {
 // ctx ended).
 func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool) {
 	b := x.r.b
+	written := 0
 	err := x.retry(ctx, func() error {
 		p.Now = time.Now()
-		_, err := b.rdb.WriteReplayPage(ctx, p)
+		n, err := b.rdb.WriteReplayPage(ctx, p)
+		written = n
 		if errors.Is(err, rdb.ErrLeaseLost) || errors.Is(err, rdb.ErrCursorMoved) || errors.Is(err, rdb.ErrCancelRequested) {
 			return &stopRetry{err}
 		}
@@ -383,6 +385,7 @@ func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool
 	var sr *stopRetry
 	switch {
 	case err == nil:
+		b.met.replayed(written)
 		x.cursor = p.To
 		if p.Last {
 			x.ended.Store(true)
@@ -397,6 +400,7 @@ func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool
 		// wrote the job: stop.
 		h, rerr := b.rdb.ReplayJob(ctx, x.id)
 		if st := h[rdb.ReplayFieldStatus]; rerr == nil && h[rdb.ReplayFieldCursor] == p.To && (st == ReplayRunning || st == ReplayCompleted) {
+			b.met.replayed(len(p.Copies)) // written by the earlier send
 			x.cursor = p.To
 			if st == ReplayCompleted {
 				x.ended.Store(true)

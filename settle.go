@@ -123,6 +123,7 @@ func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
 	if !c.retryRedis(func(ctx context.Context) error { return recorded(c.bus.rdb.Settle(ctx, args)) }) {
 		return // left pending (shutdown), or claimed by another consumer
 	}
+	c.bus.met.settled(args.Ops)
 	for _, op := range args.Ops {
 		if op.Kind == rdb.OpRetry || op.Kind == rdb.OpDLQ {
 			c.bus.stats.failed(args.Tenant, op.Handler)
@@ -147,6 +148,7 @@ func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payl
 		return recorded(c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, c.cfg.Name, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ)))
 	}) {
 		c.deadLettered.Add(1)
+		c.bus.met.deadLetteredEntry()
 		c.log.LogAttrs(context.Background(), slog.LevelWarn, "invalid entry dead-lettered",
 			slog.String("stream_id", m.ID), slog.String("stream", stream), slog.String("reason", reason))
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
@@ -66,10 +68,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	cfg := settings.BusConfig(client, logger)
 	cfg.EmbeddedRedis = embedded
+	// The process's own registry: Go and process metrics, the bus's
+	// counters, and its state read from Redis at scrape time.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
 	bus, err := eventbus.New(cfg)
 	if err != nil {
 		return usageError{err}
 	}
+	reg.MustRegister(bus.Inspector().Collector(eventbus.CollectorOptions{}))
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)
 	if err != nil {
@@ -98,6 +106,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		},
 		// dev is for a local try-out: the full health report for everyone.
 		HealthDetails: settings.HealthDetails || dev,
+		Metrics:       reg,
+		MetricsPublic: settings.MetricsPublic,
 	})
 	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
 	if dev {

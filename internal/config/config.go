@@ -66,6 +66,9 @@ type Settings struct {
 	// HealthDetails shows the full health report (stream names, Redis
 	// error text) to anonymous callers too.
 	HealthDetails bool
+	// MetricsPublic serves GET /metrics without a token (for scrapers
+	// inside a trusted network); by default it needs a valid token.
+	MetricsPublic bool
 }
 
 // HTTPLimits bound the HTTP server's connections and requests.
@@ -155,6 +158,7 @@ func table() []*setting {
 		{env: "EVENTBUS_JWT_ISSUER", flag: "jwt-issuer", usage: "required iss claim of JWTs (empty: not checked)"},
 		{env: "EVENTBUS_API_KEYS", flag: "api-keys", usage: "comma-separated token=tenantId:role API keys (tenant * = all tenants)", secret: true},
 		{env: "EVENTBUS_HEALTH_DETAILS", flag: "health-details", def: "false", usage: "show the full health report (names, error text) to anonymous callers", boolean: true},
+		{env: "EVENTBUS_METRICS_PUBLIC", flag: "metrics-public", def: "false", usage: "serve GET /metrics without a token (scrapers inside a trusted network)", boolean: true},
 	}
 }
 
@@ -332,6 +336,9 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	s.JWTAudience, s.JWTIssuer = val("jwt-audience"), val("jwt-issuer")
 	if s.HealthDetails, err = strconv.ParseBool(val("health-details")); err != nil {
 		return s, bad("health-details", "want true or false")
+	}
+	if s.MetricsPublic, err = strconv.ParseBool(val("metrics-public")); err != nil {
+		return s, bad("metrics-public", "want true or false")
 	}
 	if s.JWTSecret != "" && len(s.JWTSecret) < 16 {
 		return s, bad("jwt-secret", "shorter than 16 bytes")

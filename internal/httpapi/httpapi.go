@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/auth"
 )
@@ -35,6 +37,12 @@ type Options struct {
 	// Redis error text) to every caller. Without it only a token of role
 	// admin or owner sees them; anonymous callers get the numbers.
 	HealthDetails bool
+	// Metrics, when set, is served at GET /metrics (Prometheus text
+	// format). Nil: no such route.
+	Metrics prometheus.Gatherer
+	// MetricsPublic serves GET /metrics without a token; by default it
+	// needs a valid token of any role.
+	MetricsPublic bool
 }
 
 // Server holds the API's dependencies. Every read (event status, the
@@ -97,6 +105,9 @@ func newAPI(bus *eventbus.Bus, opt Options) (*Server, http.Handler) {
 	mux.Handle("GET /admin/events/replay", s.authenticated(s.replayList))
 	mux.Handle("GET /admin/events/replay/{jobId}", s.authenticated(s.replayShow))
 	mux.Handle("POST /admin/events/replay/{jobId}/cancel", s.authenticated(s.replayCancel))
+	if opt.Metrics != nil {
+		mux.Handle("GET /metrics", s.metricsHandler(opt.Metrics, opt.MetricsPublic))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
 			w.Header().Set("Allow", allow)
