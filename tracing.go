@@ -162,8 +162,10 @@ func (tc *TraceContext) sanitized() *TraceContext {
 
 // validTraceparent checks the W3C traceparent syntax:
 // version "-" trace-id "-" parent-id "-" flags, lowercase hex, the
-// version not ff, the ids not all zero. Version 00 is exactly 55 bytes; a
-// later version may append "-" and more fields.
+// version not ff, the ids not all zero. Version 00 is exactly 55 bytes
+// with flags 00 to 03 (sampled and random; OpenTelemetry's propagator
+// refuses the reserved bits); a later version may append "-" and more
+// fields.
 func validTraceparent(s string) error {
 	if len(s) < traceparentV00Length || len(s) > maxTraceparentLength {
 		return errors.New("want version-traceid-parentid-flags, 55 bytes for version 00")
@@ -194,6 +196,8 @@ func validTraceparent(s string) error {
 		return errors.New("version ff is invalid")
 	case s[:2] == "00" && len(s) != traceparentV00Length:
 		return errors.New("version 00 is 55 bytes")
+	case s[:2] == "00" && (s[53] != '0' || s[54] > '3'):
+		return errors.New("version 00 defines flag bits 0 and 1 only (flags 00 to 03)")
 	case len(s) > traceparentV00Length && s[traceparentV00Length] != '-':
 		return errors.New("fields after the flags must follow a '-'")
 	case zero(3, 35):
