@@ -36,7 +36,7 @@ func TestAppendEnvelopeMatchesMarshalJSON(t *testing.T) {
 	ev := Event{
 		ID: "id-\"1", Type: "a.b.c", Source: "src\n", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
 		CorrelationID: "corr", TenantID: "t\u00e9", UserID: "u\x01", Version: "1.0",
-		Data:   json.RawMessage(`{"k": [1, 2, {"x": null}]}`),
+		Data:         json.RawMessage(`{"k": [1, 2, {"x": null}]}`),
 		Replay:       &ReplayInfo{JobID: "j", OriginalStreamID: "1-0", Handlers: []string{"h1", "h2"}},
 		TraceContext: &TraceContext{Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Tracestate: "a=1,b=\"2\""},
 	}
