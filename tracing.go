@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync/atomic"
 
@@ -62,24 +63,47 @@ var (
 
 // cachedTracer is the bus's tracer for one global TracerProvider: the
 // provider is read on every span (a test or a program may replace it), the
-// tracer looked up only when it changed.
+// tracer looked up and probed only when it changed.
 type cachedTracer struct {
 	tp trace.TracerProvider
 	tr trace.Tracer
+	// passThrough: the tracer makes no spans of its own; it hands back
+	// the parent's span context (OpenTelemetry's default global provider
+	// before an SDK is installed, and the no-op provider). The bus then
+	// skips starting spans and only carries the trace context along.
+	passThrough bool
 }
 
 var tracerCache atomic.Pointer[cachedTracer]
 
-// tracer returns the bus's tracer from the current global provider.
-func tracer() trace.Tracer {
+// probeParent is the parent of the probe span: not sampled, so that an
+// SDK with the default sampler does not even record the probe.
+var probeParent = trace.NewSpanContext(trace.SpanContextConfig{
+	TraceID: trace.TraceID{0xeb, 1}, SpanID: trace.SpanID{0xeb, 1}, Remote: true})
+
+// tracer returns the bus's tracer from the current global provider, and
+// whether it is pass-through.
+func tracer() (trace.Tracer, bool) {
 	tp := otel.GetTracerProvider()
 	if c := tracerCache.Load(); c != nil && c.tp == tp {
-		return c.tr
+		return c.tr, c.passThrough
 	}
-	c := &cachedTracer{tp: tp, tr: tp.Tracer(TracerName)}
-	tracerCache.Store(c)
-	return c.tr
+	tr := tp.Tracer(TracerName)
+	// A span the tracer starts under probeParent tells: an SDK makes a
+	// new span id (the probe is never ended, so never exported), a
+	// pass-through tracer returns the parent's context.
+	_, probe := tr.Start(trace.ContextWithRemoteSpanContext(context.Background(), probeParent), "eventbus.probe")
+	c := &cachedTracer{tp: tp, tr: tr, passThrough: !probe.IsRecording() && probe.SpanContext().Equal(probeParent)}
+	// Only a provider of a comparable type is cached: comparing the next
+	// one with it can then never panic.
+	if reflect.TypeOf(tp).Comparable() {
+		tracerCache.Store(c)
+	}
+	return c.tr, c.passThrough
 }
+
+// noSpan is the span of a publish or handler run that records nothing.
+var noSpan = trace.SpanFromContext(context.Background())
 
 // propagator returns the global propagator when it carries traceparent,
 // else the W3C one: with OpenTelemetry's default (no-op) propagator the
@@ -238,6 +262,17 @@ func startPublishSpan(ctx context.Context, first *Event, batch []Event) (trace.S
 			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 		}
 	}
+	tr, passThrough := tracer()
+	if passThrough {
+		// No span to start: carry ctx's span context (the caller's is
+		// left as it is when ctx has none).
+		sc := trace.SpanContextFromContext(ctx)
+		if bad != nil || !sc.IsValid() {
+			return noSpan, bad
+		}
+		injectInto(sc, first, batch)
+		return noSpan, nil
+	}
 	name := "publish"
 	switch {
 	case batch != nil:
@@ -245,22 +280,26 @@ func startPublishSpan(ctx context.Context, first *Event, batch []Event) (trace.S
 	case validType(first.Type) == nil:
 		name = "publish " + first.Type
 	}
-	_, span := tracer().Start(ctx, name, producerStart...)
-	sc := span.SpanContext()
-	if bad != nil || !sc.IsValid() {
-		return span, bad // nothing to propagate: the no-op provider and no parent
+	_, span := tr.Start(ctx, name, producerStart...)
+	if sc := span.SpanContext(); bad == nil && sc.IsValid() {
+		injectInto(sc, first, batch)
 	}
+	return span, bad
+}
+
+// injectInto writes sc into first alone (batch nil) or into every event
+// of batch.
+func injectInto(sc trace.SpanContext, first *Event, batch []Event) {
 	var tc TraceContext
 	propagator().Inject(trace.ContextWithSpanContext(context.Background(), sc), traceCarrier{&tc})
 	if batch == nil {
 		first.TraceContext = &tc
-		return span, nil
+		return
 	}
 	for i := range batch {
 		t := tc
 		batch[i].TraceContext = &t
 	}
-	return span, nil
 }
 
 // endPublishSpan notes the outcome of a publish on its span and ends it:
@@ -312,9 +351,18 @@ func batchTenant(evs []Event) string {
 // consumer recovers it outside this middleware).
 func (c *Consumer) tracing(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, ev Event) error {
+		tr, passThrough := tracer()
+		parent := ev.TraceContext.spanContext()
+		if passThrough {
+			// No span to start: the handler's ctx carries the event's
+			// trace context, for spans of its own or further publishes.
+			if parent.IsValid() {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+			}
+			return next.Handle(ctx, ev)
+		}
 		d, _ := DeliveryFromContext(ctx)
 		start := consumerRootStart
-		parent := ev.TraceContext.spanContext()
 		sctx := ctx
 		if parent.IsValid() {
 			sctx = trace.ContextWithRemoteSpanContext(ctx, parent)
@@ -324,7 +372,7 @@ func (c *Consumer) tracing(next Handler) Handler {
 					trace.WithLinks(trace.Link{SpanContext: parent, Attributes: []attribute.KeyValue{attrLinkReason.String(reason)}})}
 			}
 		}
-		sctx, span := tracer().Start(sctx, "process "+ev.Type, start...)
+		sctx, span := tr.Start(sctx, "process "+ev.Type, start...)
 		if !span.IsRecording() {
 			if !span.SpanContext().IsValid() {
 				return next.Handle(ctx, ev) // nothing to carry: the handler gets the context as it was
