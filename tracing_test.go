@@ -366,7 +366,7 @@ func TestTraceContextWithoutSDK(t *testing.T) {
 	}
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
-	b := newBus(t, c, prefix, nil)
+	b := fastBus(t, c, prefix, nil)
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true})
 	traced, err := b.Publish(trace.ContextWithRemoteSpanContext(ctx, sc), eventbus.Event{Type: "order.created", TenantID: "t1", UserID: "u1"})
 	if err != nil {
@@ -380,6 +380,32 @@ func TestTraceContextWithoutSDK(t *testing.T) {
 	kept, err := b.Publish(ctx, eventbus.Event{Type: "order.created", TenantID: "t1", UserID: "u1", TraceContext: given})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The handler of the traced event gets its trace context in ctx (no
+	// span of its own: the no-op provider starts none).
+	if err := b.SetUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons := fastConsumer(t, b, nil)
+	var got sync.Map
+	mustHandle(t, cons, "h", "*", func(ctx context.Context, ev eventbus.Event) error {
+		got.Store(ev.ID, trace.SpanContextFromContext(ctx))
+		return nil
+	})
+	if err := c.XGroupSetID(ctx, testKeys(prefix).Main(), b.Config().Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, cons)
+	waitFor(t, 30*time.Second, "the three events handled", func() bool {
+		n := 0
+		got.Range(func(any, any) bool { n++; return true })
+		return n == 3
+	})
+	if v, _ := got.Load(traced.ID); v.(trace.SpanContext).TraceID() != sc.TraceID() || v.(trace.SpanContext).SpanID() != sc.SpanID() {
+		t.Errorf("traced event's handler ctx carries %v, want the publisher's span context", v)
+	}
+	if v, _ := got.Load(plain.ID); v.(trace.SpanContext).IsValid() {
+		t.Errorf("plain event's handler ctx carries %v, want none", v)
 	}
 	for _, tc := range []struct {
 		streamID, want string
