@@ -20,8 +20,8 @@ import (
 // handler run starts a consumer span whose parent is that context, with a
 // link to it as well for retries and replayed copies. The library uses the
 // global TracerProvider and TextMapPropagator and installs no exporter:
-// with OpenTelemetry's default (no-op) provider the spans record nothing
-// and cost a few allocations.
+// with OpenTelemetry's default (no-op) provider it starts no spans and
+// only carries the trace context along (see cachedTracer).
 
 // TracerName is the instrumentation scope of the bus's spans.
 const TracerName = "github.com/hyvve/eventbus"
