@@ -33,6 +33,15 @@ func appendEnvelope(buf []byte, ev *Event) []byte {
 	} else {
 		buf = append(buf, ev.Data...)
 	}
+	if tc := ev.TraceContext; tc != nil {
+		buf = append(buf, `,"traceContext":{"traceparent":`...)
+		buf = appendString(buf, tc.Traceparent)
+		if tc.Tracestate != "" {
+			buf = append(buf, `,"tracestate":`...)
+			buf = appendString(buf, tc.Tracestate)
+		}
+		buf = append(buf, '}')
+	}
 	if r := ev.Replay; r != nil {
 		buf = append(buf, `,"replay":{"jobId":`...)
 		buf = appendString(buf, r.JobID)
@@ -113,8 +122,10 @@ func appendString(buf []byte, s string) []byte {
 // decodeFast parses the common shape of the envelope without reflection:
 // one flat object whose known fields (id, type, source, timestamp,
 // correlationId, tenantId, userId, version) are strings without escapes,
-// and whose data is an object. Anything else (escapes, nulls, replay,
-// unknown or differently cased keys, invalid UTF-8) reports ok false and
+// whose data is an object, and whose traceContext, if any, is a flat
+// object of such strings under traceparent and tracestate. Anything else
+// (escapes, nulls, replay, unknown or differently cased keys, invalid
+// UTF-8) reports ok false and
 // the caller uses encoding/json, so the result is always what
 // encoding/json would give.
 func decodeFast(s string) (w wireEnvelope, ok bool) {
@@ -161,6 +172,12 @@ func decodeFast(s string) (w wireEnvelope, ok bool) {
 			}
 			w.Data = json.RawMessage(s[i:end])
 			i = end
+		case "traceContext":
+			tc, end, ok := plainTraceContext(s, i)
+			if !ok {
+				return w, false
+			}
+			w.TraceContext, i = tc, end
 		default:
 			return w, false
 		}
@@ -180,6 +197,53 @@ func decodeFast(s string) (w wireEnvelope, ok bool) {
 		}
 		if s[i] != ',' {
 			return w, false
+		}
+		i = skipSpace(s, i+1)
+	}
+}
+
+// plainTraceContext reads the traceContext object at s[i]: members
+// traceparent and tracestate only, each a string plainString reads (a
+// repeated member: the last one wins, as in encoding/json).
+func plainTraceContext(s string, i int) (tc wireTraceContext, next int, ok bool) {
+	if i >= len(s) || s[i] != '{' {
+		return tc, 0, false
+	}
+	tc.Present = true
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return tc, i + 1, true
+	}
+	for {
+		key, next, ok := plainString(s, i)
+		if !ok {
+			return tc, 0, false
+		}
+		i = skipSpace(s, next)
+		if i >= len(s) || s[i] != ':' {
+			return tc, 0, false
+		}
+		v, next, ok := plainString(s, skipSpace(s, i+1))
+		if !ok {
+			return tc, 0, false
+		}
+		switch key {
+		case "traceparent":
+			tc.Traceparent = v
+		case "tracestate":
+			tc.Tracestate = v
+		default:
+			return tc, 0, false
+		}
+		i = skipSpace(s, next)
+		if i >= len(s) {
+			return tc, 0, false
+		}
+		if s[i] == '}' {
+			return tc, i + 1, true
+		}
+		if s[i] != ',' {
+			return tc, 0, false
 		}
 		i = skipSpace(s, i+1)
 	}

@@ -279,6 +279,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		for i := len(c.mws) - 1; i >= 0; i-- {
 			s.handler = c.mws[i](s.handler)
 		}
+		// Tracing is outermost: user middleware sees the run's span.
+		s.handler = c.tracing(s.handler)
 	}
 	c.mu.Unlock()
 

@@ -86,6 +86,12 @@ func (e *ValidationError) Is(target error) bool {
 //     or empty one means unset.
 //   - replay: refused on publish (it marks the bus's own replayed
 //     copies); accepted by DecodeEvent.
+//   - traceContext, when set: traceparent is required and must be a W3C
+//     traceparent (version, 32 hex trace id, 16 hex parent id, flags;
+//     lowercase, ids not all zero); tracestate, when set, must be a W3C
+//     tracestate. Refused on publish when malformed; DecodeEvent drops a
+//     malformed one (the consumer runs the handlers without a parent
+//     span) instead of refusing the event.
 //
 // The encoded envelope must also fit Config.MaxEventSize.
 type Event struct {
@@ -115,6 +121,19 @@ type Event struct {
 	// Replay is set on replayed copies only, which the bus writes itself:
 	// publishing an event with Replay set is refused.
 	Replay *ReplayInfo `json:"replay,omitempty"`
+	// TraceContext is the W3C trace context of the publish, which consumer
+	// spans take as their parent. Publish sets it from its producer span
+	// when a tracer records one (or ctx carries a span context); a value
+	// set by the caller is the producer span's parent when ctx carries no
+	// span, and travels unchanged when there is no span at all.
+	TraceContext *TraceContext `json:"traceContext,omitempty"`
+}
+
+// TraceContext carries W3C Trace Context (https://www.w3.org/TR/trace-context/)
+// in the envelope.
+type TraceContext struct {
+	Traceparent string `json:"traceparent"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // ReplayInfo marks a replayed copy of an event.
@@ -192,11 +211,44 @@ type wireEnvelope struct {
 	Version       string          `json:"version"`
 	Data          json.RawMessage `json:"data"`
 	Replay        *ReplayInfo     `json:"replay"`
+	// TraceContext never fails the decoding: a value that is not an
+	// object of strings is marked Bad.
+	TraceContext wireTraceContext `json:"traceContext"`
+}
+
+// wireTraceContext is the traceContext key as decoded. Present is false
+// for an absent or null key; Bad is true for one that is not an object
+// whose traceparent and tracestate are strings.
+type wireTraceContext struct {
+	Traceparent, Tracestate string
+	Present, Bad            bool
+}
+
+// UnmarshalJSON decodes b leniently: a later key replaces an earlier one
+// whole, and a value of the wrong shape marks it Bad instead of failing.
+func (w *wireTraceContext) UnmarshalJSON(b []byte) error {
+	*w = wireTraceContext{}
+	if string(b) == "null" {
+		return nil
+	}
+	var v struct {
+		Traceparent string `json:"traceparent"`
+		Tracestate  string `json:"tracestate"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		w.Present, w.Bad = true, true
+		return nil
+	}
+	*w = wireTraceContext{Traceparent: v.Traceparent, Tracestate: v.Tracestate, Present: true}
+	return nil
 }
 
 func (w *wireEnvelope) event() (Event, error) {
 	ev := Event{ID: w.ID, Type: w.Type, Source: w.Source, CorrelationID: w.CorrelationID,
 		TenantID: w.TenantID, UserID: w.UserID, Version: w.Version, Data: w.Data, Replay: w.Replay}
+	if tc := w.TraceContext; tc.Present && !tc.Bad {
+		ev.TraceContext = &TraceContext{Traceparent: tc.Traceparent, Tracestate: tc.Tracestate}
+	}
 	if w.Timestamp != "" {
 		t, err := parseTimestamp(w.Timestamp)
 		if err != nil {
@@ -215,8 +267,8 @@ func (w *wireEnvelope) event() (Event, error) {
 }
 
 // UnmarshalJSON decodes the envelope. It reports a malformed or zero
-// timestamp as a *ValidationError naming the field; other rules are
-// checked by Validate.
+// timestamp, and a traceContext that is not an object of strings, as a
+// *ValidationError naming the field; other rules are checked by Validate.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var w wireEnvelope
 	if err := json.Unmarshal(b, &w); err != nil {
@@ -224,6 +276,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	ev, err := w.event()
 	*e = ev
+	if err == nil && w.TraceContext.Bad {
+		err = &ValidationError{Index: -1, Field: "traceContext", Reason: "must be an object with string members traceparent and tracestate"}
+	}
 	return err
 }
 
@@ -254,6 +309,7 @@ func decodeEvent(payload string, maxSize int) (Event, error) {
 	if err != nil {
 		return ev, err
 	}
+	ev.TraceContext = ev.TraceContext.sanitized()
 	if ev.ID == "" {
 		return ev, &ValidationError{Index: -1, Field: "id", Reason: "required"}
 	}
@@ -307,6 +363,11 @@ func (e *Event) validate(publish bool) error {
 	}
 	if publish && e.Replay != nil {
 		return bad("replay", "set by the bus on replayed copies only; not allowed on publish")
+	}
+	if publish && e.TraceContext != nil {
+		if err := e.TraceContext.validate(); err != nil {
+			return bad("traceContext", err.Error())
+		}
 	}
 	return nil
 }

@@ -48,7 +48,16 @@ type Published struct {
 //     the write was sent and no reply came in time. It carries the event
 //     id, generated or not: publishing the event again with that id is
 //     deduplicated.
-func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
+//
+// Publish starts a producer span (README, "Tracing") and writes its trace
+// context into the event's TraceContext.
+func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
+	span, err := startPublishSpan(ctx, &ev, nil)
+	var p Published
+	defer func() { b.endPublishSpan(span, &ev, nil, p, err) }()
+	if err != nil {
+		return Published{}, err
+	}
 	payload, generated, err := prepare(&ev, time.Now(), b.cfg.MaxEventSize)
 	if err != nil {
 		return Published{}, err
@@ -71,7 +80,7 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 	if err != nil {
 		return Published{}, wrapOp("publish", b.publishFailure(ctx, ev.TenantID, []string{ev.ID}, err))
 	}
-	p := Published{ID: ev.ID, StreamID: req.out.StreamID, Duplicate: req.out.Duplicate}
+	p = Published{ID: ev.ID, StreamID: req.out.StreamID, Duplicate: req.out.Duplicate}
 	b.logPublished(ctx, &ev, p)
 	return p, nil
 }
@@ -87,7 +96,10 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Published, error) {
 // carries the ids of every event of the batch (TenantID is their tenant,
 // "" when they have several): publishing the same batch again with those
 // ids is deduplicated event by event.
-func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, error) {
+//
+// The batch is one producer span (README, "Tracing") whose trace context
+// every event carries.
+func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, err error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -95,6 +107,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) ([]Published, er
 	items := make([]rdb.Append, len(events))
 	evs := make([]Event, len(events))
 	copy(evs, events)
+	span, err := startPublishSpan(ctx, &evs[0], evs)
+	defer func() { b.endPublishSpan(span, &evs[0], evs, Published{}, err) }()
+	if err != nil {
+		return nil, err
+	}
 	for i := range evs {
 		payload, generated, err := prepare(&evs[i], now, b.cfg.MaxEventSize)
 		if err != nil {

@@ -45,6 +45,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: settings.LogLevel}))
 	redis.SetLogger(redisLogger{logger})
+	stopTracing, err := setupTracing(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	client, err := settings.RedisClient()
 	if err != nil {

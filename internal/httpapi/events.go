@@ -54,7 +54,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if !forTenant(w, p, &ev, -1) {
 		return
 	}
-	res, err := s.bus.Publish(r.Context(), ev)
+	res, err := s.bus.Publish(traceContext(r), ev)
 	if err != nil {
 		s.writePublishError(w, r, err)
 		return
@@ -109,7 +109,7 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p auth.Pri
 			return
 		}
 	}
-	res, err := s.bus.PublishBatch(r.Context(), events)
+	res, err := s.bus.PublishBatch(traceContext(r), events)
 	if err != nil {
 		s.writePublishError(w, r, err)
 		return
