@@ -221,6 +221,37 @@ func (m *metrics) publishResult(typ string, duplicate bool, err error) {
 	}
 }
 
+// publishResults counts the outcomes of n events (event i's type and
+// result from at): like publishResult for each, but a run of events of one
+// type written in a row costs one counter update, so that a coalesced
+// batch of one type costs one atomic add.
+func (m *metrics) publishResults(n int, at func(i int) (typ string, duplicate bool, err error)) {
+	if m == nil {
+		return
+	}
+	var runType string
+	run := 0
+	flush := func() {
+		if run > 0 {
+			m.byType(runType).written.Add(float64(run))
+			run = 0
+		}
+	}
+	for i := range n {
+		typ, dup, err := at(i)
+		if err != nil || dup {
+			m.publishResult(typ, dup, err)
+			continue
+		}
+		if run > 0 && typ != runType {
+			flush()
+		}
+		runType = typ
+		run++
+	}
+	flush()
+}
+
 // outcomeUnknown reports whether err is an *rdb.OutcomeUnknown (a
 // function of its own: its target escapes, and the written path must not
 // pay that allocation).
@@ -265,13 +296,12 @@ func (m *metrics) batchResult(evs []Event, res []rdb.Appended, err error) {
 	if m == nil {
 		return
 	}
-	for i := range evs {
-		dup := false
-		if err == nil {
-			dup = res[i].Duplicate
+	m.publishResults(len(evs), func(i int) (string, bool, error) {
+		if err != nil {
+			return evs[i].Type, false, err
 		}
-		m.publishResult(evs[i].Type, dup, err)
-	}
+		return evs[i].Type, res[i].Duplicate, nil
+	})
 }
 
 // handler returns the resolved metrics of handler name (nil when metrics

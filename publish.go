@@ -234,9 +234,9 @@ func (b *Bus) sendAppends(ctx context.Context, reqs []*call[pubItem, rdb.Appende
 		return reqs[i].in.TenantID, reqs[i].in.typ, res[i].Err == nil && !res[i].Duplicate
 	})
 	if b.met != nil {
-		for i, r := range reqs {
-			b.met.publishResult(r.in.typ, res[i].Duplicate, res[i].Err)
-		}
+		b.met.publishResults(len(reqs), func(i int) (string, bool, error) {
+			return reqs[i].in.typ, res[i].Duplicate, res[i].Err
+		})
 	}
 	for i, r := range reqs {
 		r.out = res[i]
