@@ -94,6 +94,24 @@ func waitJob(t testing.TB, in *eventbus.Inspector, id string, timeout time.Durat
 	return job
 }
 
+// checkCopiesOnce fails unless the replay stream of prefix holds n valid
+// copies, one per original stream id.
+func checkCopiesOnce(t testing.TB, c redis.UniversalClient, prefix string, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, m := range c.XRange(context.Background(), testKeys(prefix).Replay(), "-", "+").Val() {
+		raw, _ := m.Values[rdb.FieldEvent].(string)
+		ev, err := eventbus.DecodeEvent([]byte(raw), 0)
+		if err != nil || ev.Replay == nil || seen[ev.Replay.OriginalStreamID] {
+			t.Fatalf("copy %s: %v, no replay info, or a duplicate", m.ID, err)
+		}
+		seen[ev.Replay.OriginalStreamID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d copies, want %d", len(seen), n)
+	}
+}
+
 func ended(j eventbus.ReplayJob) bool {
 	return j.Status == eventbus.ReplayCompleted || j.Status == eventbus.ReplayFailed || j.Status == eventbus.ReplayCancelled
 }
@@ -734,17 +752,7 @@ func TestReplaySurvivesARedisStall(t *testing.T) {
 	if got.Status != eventbus.ReplayCompleted || got.Written != n {
 		t.Fatalf("job %+v, want completed with %d copies", got, n)
 	}
-	seen := map[string]bool{}
-	for _, m := range c.XRange(ctx, testKeys(prefix).Replay(), "-", "+").Val() {
-		ev, err := eventbus.DecodeEvent([]byte(m.Values[rdb.FieldEvent].(string)), 0)
-		if err != nil || seen[ev.Replay.OriginalStreamID] {
-			t.Fatalf("copy %s: %v, or a duplicate", m.ID, err)
-		}
-		seen[ev.Replay.OriginalStreamID] = true
-	}
-	if len(seen) != n {
-		t.Errorf("%d copies, want %d", len(seen), n)
-	}
+	checkCopiesOnce(t, c, prefix, n)
 }
 
 // TestReplaySurvivesARedisRestart: Redis is killed mid-job (SIGKILL) and
@@ -784,17 +792,7 @@ func TestReplaySurvivesARedisRestart(t *testing.T) {
 	if got.Status != eventbus.ReplayCompleted || got.Written != n {
 		t.Fatalf("job %+v, want completed with %d copies", got, n)
 	}
-	seen := map[string]bool{}
-	for _, m := range c.XRange(ctx, testKeys(prefix).Replay(), "-", "+").Val() {
-		ev, err := eventbus.DecodeEvent([]byte(m.Values[rdb.FieldEvent].(string)), 0)
-		if err != nil || seen[ev.Replay.OriginalStreamID] {
-			t.Fatalf("copy %s: %v, or a duplicate", m.ID, err)
-		}
-		seen[ev.Replay.OriginalStreamID] = true
-	}
-	if len(seen) != n {
-		t.Errorf("%d copies, want %d", len(seen), n)
-	}
+	checkCopiesOnce(t, c, prefix, n)
 }
 
 // TestReplayResumesAfterRedisLostItsLastWrites: Redis comes back from a
@@ -845,15 +843,5 @@ return #copies
 	if got.Status != eventbus.ReplayCompleted || got.Written != n {
 		t.Fatalf("job %+v, want completed with %d copies", got, n)
 	}
-	seen := map[string]bool{}
-	for _, m := range c.XRange(ctx, k.Replay(), "-", "+").Val() {
-		ev, err := eventbus.DecodeEvent([]byte(m.Values[rdb.FieldEvent].(string)), 0)
-		if err != nil || seen[ev.Replay.OriginalStreamID] {
-			t.Fatalf("copy %s: %v, or a duplicate", m.ID, err)
-		}
-		seen[ev.Replay.OriginalStreamID] = true
-	}
-	if len(seen) != n {
-		t.Errorf("%d copies, want %d", len(seen), n)
-	}
+	checkCopiesOnce(t, c, prefix, n)
 }
