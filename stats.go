@@ -101,10 +101,16 @@ type GroupStats struct {
 // process that crashes loses up to a second of its counts, and one that
 // publishes without running either loop counts nothing in Redis. ByType
 // keys are event types, plus StatsOtherType for types beyond the cap.
+//
+// PerMinute and PerHour are the same counts bucket by bucket, for a
+// chart: 60 minutes and 24 hours, oldest first, the last being the
+// current (partial) minute or hour. They sum to LastHour and Last24h.
 type ThroughputStats struct {
-	LastHour int64                `json:"lastHour"`
-	Last24h  int64                `json:"last24h"`
-	ByType   map[string]TypeCount `json:"byType"`
+	LastHour  int64                `json:"lastHour"`
+	Last24h   int64                `json:"last24h"`
+	ByType    map[string]TypeCount `json:"byType"`
+	PerMinute []int64              `json:"perMinute"`
+	PerHour   []int64              `json:"perHour"`
 }
 
 // TypeCount counts one type's events.
@@ -207,7 +213,13 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 // event type: types have at least two segments).
 func throughputOf(read rdb.StatsRead) ThroughputStats {
 	t := ThroughputStats{LastHour: read.LastHour[rdb.StatsPublished], Last24h: read.Last24h[rdb.StatsPublished],
-		ByType: map[string]TypeCount{}}
+		ByType: map[string]TypeCount{}, PerMinute: read.PerMinute, PerHour: read.PerHour}
+	if t.PerMinute == nil {
+		t.PerMinute = make([]int64, rdb.StatsMinutesRead)
+	}
+	if t.PerHour == nil {
+		t.PerHour = make([]int64, rdb.StatsHoursRead)
+	}
 	for f, n := range read.LastHour {
 		if typ, ok := rdb.StatsFieldType(f); ok {
 			tc := t.ByType[typ]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -320,5 +322,60 @@ func TestStatsEmptyJSON(t *testing.T) {
 	}
 	if _, err := b.Inspector().Stats(context.Background(), eventbus.TenantScope(" ")); !errors.Is(err, eventbus.ErrInvalidScope) {
 		t.Errorf("blank tenant: %v, want ErrInvalidScope", err)
+	}
+}
+
+// TestStatsThroughputPerBucket: the report's perMinute (60 values) and
+// perHour (24 values) hold each bucket's published count, oldest first
+// with the current bucket last; a tenant scope reads its own buckets.
+func TestStatsThroughputPerBucket(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	b := newBus(t, c, prefix, nil)
+	r := rdb.New(c, testKeys(prefix), rdb.Options{})
+	now := time.Now()
+	m := now.Unix() / 60
+	add := func(back int64, all, tenantA int64) rdb.StatsAdd {
+		return rdb.StatsAdd{Minute: m - back, All: map[string]int64{rdb.StatsPublished: all},
+			Tenants: map[string]map[string]int64{"tenant-a": {rdb.StatsPublished: tenantA}}}
+	}
+	if err := r.AddStats(ctx, now, []rdb.StatsAdd{add(0, 3, 1), add(2, 5, 2), add(61, 7, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		scope           eventbus.Scope
+		now, two, sixty int64
+	}{
+		{eventbus.AllTenants(), 3, 5, 7},
+		{eventbus.TenantScope("tenant-a"), 1, 2, 4},
+		{eventbus.TenantScope("tenant-b"), 0, 0, 0},
+	} {
+		st := mustStats(t, b, tt.scope)
+		// Place the buckets by the report's own clock: a minute may have
+		// turned since AddStats.
+		mNow := st.Timestamp.Unix() / 60
+		wantMin := make([]int64, 60)
+		wantHour := make([]int64, 24)
+		for back, n := range map[int64]int64{0: tt.now, 2: tt.two, 61: tt.sixty} {
+			minute := m - back
+			if i := 59 - (mNow - minute); i >= 0 {
+				wantMin[i] += n
+			}
+			wantHour[23-(mNow/60-minute/60)] += n
+		}
+		th := st.Throughput
+		if !slices.Equal(th.PerMinute, wantMin) || !slices.Equal(th.PerHour, wantHour) {
+			t.Errorf("%v: perMinute %v, want %v; perHour %v, want %v", tt.scope, th.PerMinute, wantMin, th.PerHour, wantHour)
+		}
+	}
+	raw, err := json.Marshal(mustStats(t, b, eventbus.TenantScope("tenant-z")).Throughput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("0,", n), ",") + "]" }
+	for _, want := range []string{`"perMinute":` + zeros(60), `"perHour":` + zeros(24)} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("empty tenant: %s lacks %s", raw, want)
+		}
 	}
 }

@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
-# Runs every test against real Redis. Arguments are passed to `go test`
-# (CI passes -race). On a fresh Debian or Ubuntu machine it installs
-# redis-server when missing (as root, or with passwordless sudo), and starts
-# a throwaway Redis for the shared tests when none answers on
-# 127.0.0.1:6379 (or at $EVENTBUS_TEST_REDIS_URL).
+# Runs every test against real Redis and a real browser. Arguments are
+# passed to `go test` (CI passes -race). On a fresh Debian or Ubuntu machine
+# it installs what is missing (as root, or with passwordless sudo):
+# redis-server, and Debian's chromium for the dashboard's browser tests in
+# internal/web (they fail, never skip, without a browser). It starts a
+# throwaway Redis for the shared tests when none answers on 127.0.0.1:6379
+# (or at $EVENTBUS_TEST_REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# install PACKAGE: installs a Debian package with apt-get, as root or with
+# passwordless sudo; otherwise prints the command to run and exits 1.
+apt_updated=""
+install() {
+  local sudo=""
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "test.sh: installing redis-server with apt-get" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    sudo=""
   elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    echo "test.sh: installing redis-server with sudo apt-get" >&2
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    sudo="sudo"
   else
-    echo "test.sh: redis-server is missing. Install it, then run this again:" >&2
-    echo "    sudo apt-get install -y redis-server" >&2
+    echo "test.sh: $1 is missing. Install it, then run this again:" >&2
+    echo "    sudo apt-get install -y $1" >&2
     exit 1
   fi
+  echo "test.sh: installing $1 with ${sudo:+sudo }apt-get" >&2
+  if [ -z "$apt_updated" ]; then
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  install redis-server
+fi
+# The names chromedp looks for on PATH; Debian's package is chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+  ! command -v google-chrome >/dev/null 2>&1 && ! command -v google-chrome-stable >/dev/null 2>&1; then
+  install chromium
 fi
 
 # answers HOST PORT: true when a Redis answers PING there.

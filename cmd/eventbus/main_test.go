@@ -152,11 +152,29 @@ func TestDevRunsWithoutRedis(t *testing.T) {
 	if lag := main["groups"].([]any)[0].(map[string]any)["lag"]; lag != nil {
 		t.Errorf("embedded server reported lag %v, want null (unknown)", lag)
 	}
+	// The dashboard's page loads without a token.
+	dashboard := "http://" + addr + "/"
+	if resp, err := http.Get(dashboard); err != nil {
+		t.Errorf("GET %s: %v", dashboard, err)
+	} else {
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("GET %s = %d %q, want 200 text/html", dashboard, resp.StatusCode, ct)
+		}
+	}
 	if code := p.stop(t); code != 0 {
 		t.Errorf("exit code %d\n%s", code, p.out)
 	}
 	if !strings.Contains(p.out.String(), "DATA LIVES IN MEMORY ONLY") {
 		t.Errorf("dev did not say data is in memory only:\n%s", p.out)
+	}
+	// The API key, then the dashboard's URL (the lines of other output may
+	// come between them: stderr's logs share the buffer).
+	out := p.out.String()
+	key := strings.Index(out, "eventbus dev: no credentials configured; this run's API key (every tenant, admin): ")
+	dash := strings.Index(out, "eventbus dev: dashboard: "+dashboard+"\n")
+	if key < 0 || dash < key {
+		t.Errorf("dev did not print the dashboard URL %s after its API key:\n%s", dashboard, out)
 	}
 }
 
@@ -285,5 +303,22 @@ func TestPublishCommand(t *testing.T) {
 	code = run(ctx, []string{"publish", "--type", "a.b.c", "--user", "u1"}, nil, &out, &errOut, env)
 	if code != 2 || !strings.Contains(errOut.String(), "tenantId") {
 		t.Errorf("missing tenant: exit %d, %q", code, errOut.String())
+	}
+}
+
+func TestDashboardURL(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/"},
+		{"0.0.0.0:8080", "http://localhost:8080/"},
+		{"[::]:8080", "http://localhost:8080/"},
+		{"[::1]:9000", "http://[::1]:9000/"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dashboardURL(a); got != tt.want {
+			t.Errorf("dashboardURL(%s) = %s, want %s", tt.addr, got, tt.want)
+		}
 	}
 }

@@ -89,10 +89,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("listen on %s: %w", settings.HTTPAddr, err)
 	}
 	keys := settings.APIKeys
+	devKey := ""
 	if dev && settings.JWTSecret == "" && len(keys) == 0 {
-		token := devToken()
-		keys = map[string]auth.Principal{token: {Subject: "dev", TenantID: auth.AllTenants, Role: auth.RoleAdmin}}
-		fmt.Fprintf(stdout, "eventbus dev: no credentials configured; this run's API key (every tenant, admin): %s\n", token)
+		devKey = devToken()
+		keys = map[string]auth.Principal{devKey: {Subject: "dev", TenantID: auth.AllTenants, Role: auth.RoleAdmin}}
 	}
 	authn := auth.New(settings.JWTSecret, keys, auth.AllowPlatformJWT(settings.JWTAllowPlatform),
 		auth.Audience(settings.JWTAudience), auth.Issuer(settings.JWTIssuer))
@@ -114,9 +114,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Metrics:       reg,
 		MetricsPublic: settings.MetricsPublic,
 	})
-	logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+	dashboard := dashboardURL(ln.Addr())
+	logger.Info("http server listening", slog.String("addr", ln.Addr().String()), slog.String("dashboard", dashboard))
 	if dev {
 		fmt.Fprintf(stdout, "eventbus dev: serving on http://%s (health: /health/events)\n", ln.Addr())
+		if devKey != "" {
+			fmt.Fprintf(stdout, "eventbus dev: no credentials configured; this run's API key (every tenant, admin): %s\n", devKey)
+		}
+		fmt.Fprintf(stdout, "eventbus dev: dashboard: %s\n", dashboard)
 	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -180,3 +185,17 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 // devToken returns a random API key for one dev run.
 func devToken() string { return "dev-" + rand.Text() }
+
+// dashboardURL is the dashboard's address on the listener addr: an
+// unspecified host (every interface) becomes localhost, which a browser on
+// the same machine can open.
+func dashboardURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}

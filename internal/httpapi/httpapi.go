@@ -1,5 +1,6 @@
 // Package httpapi serves the HTTP API: health, readiness, the event
-// routes and the admin routes (dead letters, stats, replay jobs, audit log). Errors are JSON {"error":{"code","message"}}; every response
+// routes and the admin routes (dead letters, stats, replay jobs, audit
+// log, consumers), and the dashboard (package web) at / and /assets/. Errors are JSON {"error":{"code","message"}}; every response
 // carries an X-Request-Id header, and a 500 answers only a generic message
 // with that id (the error itself is logged with it).
 package httpapi
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/auth"
+	"github.com/hyvve/eventbus/internal/web"
 )
 
 // probeTimeout bounds every health probe, so a hung Redis cannot hang the
@@ -92,6 +94,8 @@ func newAPI(bus *eventbus.Bus, opt Options) (*Server, http.Handler) {
 	mux.Handle("GET /v1/events", s.authenticated(s.browseEvents))
 	mux.Handle("GET /v1/events/{id}", s.authenticated(s.eventStatus))
 	mux.Handle("GET "+streamPath, s.authenticated(s.streamEvents))
+	mux.Handle("GET /v1/me", s.authenticated(s.me))
+	mux.Handle("GET /admin/consumers", s.authenticated(s.consumers))
 	mux.Handle("GET /admin/audit", s.authenticated(s.audit))
 	mux.Handle("GET /admin/events/stats", s.authenticated(s.stats))
 	mux.Handle("GET /admin/events/dlq", s.authenticated(s.dlqList))
@@ -108,6 +112,12 @@ func newAPI(bus *eventbus.Bus, opt Options) (*Server, http.Handler) {
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", s.metricsHandler(opt.Metrics, opt.MetricsPublic))
 	}
+	// The dashboard loads without a token: its page and assets hold no
+	// data, and every call it makes for data is authenticated like any
+	// other. Every other unknown path keeps the JSON 404 below.
+	dash := web.Handler()
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("GET /assets/", dash)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); allow != "" {
 			w.Header().Set("Allow", allow)

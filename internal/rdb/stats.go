@@ -129,6 +129,10 @@ type StatsRead struct {
 	// LastHour and Last24h sum each counter field over the minute and the
 	// hour hashes.
 	LastHour, Last24h map[string]int64
+	// PerMinute and PerHour are the StatsPublished counter of each minute
+	// hash (StatsMinutesRead values) and each hour hash (StatsHoursRead
+	// values), oldest first: the last is the current minute or hour.
+	PerMinute, PerHour []int64
 	// DLQLength is the DLQ's length (platform), or the tenant's entries in
 	// the DLQ index.
 	DLQLength int64
@@ -149,7 +153,8 @@ type StatsRead struct {
 // stream entry: every number comes from a counter or a length Redis
 // keeps. A stream without the group counts no pending entries.
 func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
-	out := StatsRead{LastHour: map[string]int64{}, Last24h: map[string]int64{}}
+	out := StatsRead{LastHour: map[string]int64{}, Last24h: map[string]int64{},
+		PerMinute: make([]int64, StatsMinutesRead), PerHour: make([]int64, StatsHoursRead)}
 	pipe := r.c.Pipeline()
 	minutes := make([]*redis.MapStringStringCmd, 0, StatsMinutesRead)
 	hours := make([]*redis.MapStringStringCmd, 0, StatsHoursRead)
@@ -187,8 +192,9 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 	}
 	_, _ = pipe.Exec(ctx) // every reply is checked below
 
-	sum := func(into map[string]int64, cmds []*redis.MapStringStringCmd) error {
-		for _, c := range cmds {
+	// cmds[0] is the current bucket: bucket i goes to per[len-1-i].
+	sum := func(into map[string]int64, per []int64, cmds []*redis.MapStringStringCmd) error {
+		for i, c := range cmds {
 			m, err := c.Result()
 			if err != nil {
 				return fmt.Errorf("read stats: %w", err)
@@ -199,14 +205,17 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 					continue // not a counter: never written by AddStats
 				}
 				into[f] += n
+				if f == StatsPublished {
+					per[len(per)-1-i] = n
+				}
 			}
 		}
 		return nil
 	}
-	if err := sum(out.LastHour, minutes); err != nil {
+	if err := sum(out.LastHour, out.PerMinute, minutes); err != nil {
 		return out, err
 	}
-	if err := sum(out.Last24h, hours); err != nil {
+	if err := sum(out.Last24h, out.PerHour, hours); err != nil {
 		return out, err
 	}
 	n, err := dlqLen.Result()

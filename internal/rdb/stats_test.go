@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,6 +99,69 @@ func TestStatsKeyNames(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// TestReadStatsPerBucket: ReadStats keeps each minute's and each hour's
+// published count, oldest first with the current bucket last, for the
+// platform and for a tenant (its own hashes only); the buckets sum to the
+// totals.
+func TestReadStatsPerBucket(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	r := New(c, NewKeys(prefix, false), Options{})
+	now := time.Now()
+	m := now.Unix() / 60
+	h := m / 60
+	// Minute offsets back from m and the count published in each.
+	minutes := map[int64]int64{0: 1, 1: 2, 30: 4, 59: 8, 60: 16, 65: 32}
+	var adds []StatsAdd
+	for back, n := range minutes {
+		adds = append(adds, StatsAdd{Minute: m - back, All: map[string]int64{StatsPublished: n, StatsFailed: 100},
+			Tenants: map[string]map[string]int64{"t1": {StatsPublished: 10 * n}}})
+	}
+	// An hour 23 hours back (its minute hashes long expired) and one 24
+	// back, outside the day read.
+	for _, back := range []int64{23, 24} {
+		if err := c.HIncrBy(ctx, r.Keys().StatsHour(h-back), StatsPublished, 1000*back).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.AddStats(ctx, now, adds); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		tenant string
+		scale  int64
+	}{{"", 1}, {"t1", 10}} {
+		read, err := r.ReadStats(ctx, StatsQuery{Minute: m, Tenant: tt.tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMin := make([]int64, StatsMinutesRead)
+		wantHour := make([]int64, StatsHoursRead)
+		for back, n := range minutes {
+			if back < StatsMinutesRead {
+				wantMin[StatsMinutesRead-1-back] += n * tt.scale
+			}
+			wantHour[StatsHoursRead-1-(h-(m-back)/60)] += n * tt.scale
+		}
+		if tt.tenant == "" {
+			wantHour[0] += 1000 * 23
+		}
+		if !slices.Equal(read.PerMinute, wantMin) || !slices.Equal(read.PerHour, wantHour) {
+			t.Errorf("tenant %q: per minute %v, want %v; per hour %v, want %v", tt.tenant, read.PerMinute, wantMin, read.PerHour, wantHour)
+		}
+		var sumMin, sumHour int64
+		for _, n := range read.PerMinute {
+			sumMin += n
+		}
+		for _, n := range read.PerHour {
+			sumHour += n
+		}
+		if sumMin != read.LastHour[StatsPublished] || sumHour != read.Last24h[StatsPublished] {
+			t.Errorf("tenant %q: buckets sum to %d / %d, totals %d / %d", tt.tenant, sumMin, sumHour, read.LastHour[StatsPublished], read.Last24h[StatsPublished])
 		}
 	}
 }
