@@ -317,9 +317,13 @@ func TestOverviewCountsChange(t *testing.T) {
 	waitJS(t, ctx, "the last-hour card to count 3 more events (the page refreshes every 5 s)",
 		fmt.Sprintf(`Number(document.querySelector('[data-testid=card-last-hour]').textContent) >= %d`, n0+3))
 	waitJS(t, ctx, "the stream length card", `Number(document.querySelector('[data-testid=card-stream]').textContent) >= 3`)
-	if got := eval[int](t, ctx, `document.querySelectorAll('[data-testid=chart-svg] rect').length`); got == 0 {
-		t.Log("no throughput series in the stats yet (throughput.perMinute missing): the chart shows a note")
-	}
+	// The chart: 60 bars per minute, the last (this minute) not empty;
+	// the toggle switches to 24 bars per hour.
+	waitJS(t, ctx, "60 bars per minute, the current minute counting", `(() => { const r = document.querySelectorAll('[data-testid=chart-svg] rect'); return r.length === 60 && Number(r[59].getAttribute('height')) > 0; })()`)
+	run(t, ctx, "toggling the chart", chromedp.Click(chromedp.CSS(`[data-testid=chart-toggle]`)))
+	waitJS(t, ctx, "24 bars per hour", `document.querySelectorAll('[data-testid=chart-svg] rect').length === 24`)
+	run(t, ctx, "toggling back", chromedp.Click(chromedp.CSS(`[data-testid=chart-toggle]`)))
+	waitJS(t, ctx, "60 bars again", `document.querySelectorAll('[data-testid=chart-svg] rect').length === 60`)
 	png := screenshot(t, ctx, "overview")
 	if os.Getenv("EVENTBUS_SCREENSHOT_DOC") == "1" && png != nil {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "dashboard.png"), png, 0o644); err != nil {
@@ -465,4 +469,31 @@ func TestLiveTailShowsNewEvent(t *testing.T) {
 	screenshot(t, ctx, "tail")
 	run(t, ctx, "clearing", chromedp.Click(chromedp.CSS(`[data-testid=tail-clear]`)))
 	waitJS(t, ctx, "the tail cleared", `document.querySelectorAll('[data-testid=tail-row]').length === 0`)
+}
+
+func TestEventDetailConsumersAndErrors(t *testing.T) {
+	f := newFixture(t)
+	f.failing.Store(true)
+	id := f.publish(t, "ops.order.paid", "tenant-a")
+	f.deadLettered(t, id)
+	ctx := newTab(t)
+	login(t, ctx, f, platformKey, "events")
+	row := fmt.Sprintf(`tr[data-testid=event-row][data-event-id=%q]`, id)
+	waitJS(t, ctx, "the event in the list", `document.querySelector('`+row+`')`)
+	run(t, ctx, "opening the event", chromedp.Click(chromedp.CSS(row+` [data-testid=event-open]`)))
+	waitJS(t, ctx, "the envelope", fmt.Sprintf(`document.querySelector('[data-testid=event-envelope]')?.textContent.includes(%q)`, id))
+	waitJS(t, ctx, "the state", `document.querySelector('[data-testid=event-state]')?.textContent.includes('DLQ')`)
+	waitJS(t, ctx, "the failed handler's status", `[...document.querySelectorAll('[data-testid=event-handler]')].some(r => r.textContent.includes('billing') && r.textContent.includes('dlq') && r.textContent.includes('card declined'))`)
+	screenshot(t, ctx, "event")
+
+	// A filter the API refuses: its message shows in the error region.
+	run(t, ctx, "a bad time filter",
+		chromedp.SendKeys(chromedp.CSS(`#ev-from`), "not a time"),
+		chromedp.Click(chromedp.CSS(`[data-testid=events-apply]`)))
+	waitJS(t, ctx, "the API's error in the page", `(() => { const e = document.querySelector('[data-testid=error]'); return !e.hidden && e.textContent.includes('400'); })()`)
+	screenshot(t, ctx, "error")
+
+	gotoPage(t, ctx, "consumers")
+	waitJS(t, ctx, "the consumer with its handlers", `[...document.querySelectorAll('[data-testid=consumer-row]')].some(r => r.textContent.includes('billing') && r.textContent.includes('audit'))`)
+	screenshot(t, ctx, "consumers")
 }

@@ -46,7 +46,8 @@ export function render(root, ctx) {
         h('table', {}, h('thead', {}, h('tr', {}, ['Handler', 'State', 'Attempts', 'Last error', 'Next attempt', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
           h('tbody', {}, (st.handlers || []).map((hs) => h('tr', { testid: 'event-handler' },
             h('td', {}, hs.name), h('td', {}, hs.state), h('td', { class: 'num' }, hs.attempts), h('td', { class: 'err' }, hs.lastError || ''),
-            h('td', {}, fmtTime(hs.nextAttemptAt)), h('td', {}, fmtTime(hs.updatedAt)))))));
+            h('td', {}, fmtTime(hs.nextAttemptAt)), h('td', {}, fmtTime(hs.updatedAt)))))),
+        (st.handlers || []).length ? null : h('p', { class: 'hint' }, 'The API holds no per-handler records for this event.'));
     } catch (e) { report(e); }
     detail.focus();
   }
