@@ -13,7 +13,7 @@ function svg(tag, attrs, ...kids) {
 
 /** chart draws values (oldest first) as bars. */
 function chart(values, unit) {
-  const W = 600, H = 160, pad = 22;
+  const W = 1200, H = 160, pad = 22;
   const max = Math.max(1, ...values);
   const bw = (W - pad) / Math.max(1, values.length);
   const root = svg('svg', { viewBox: `0 0 ${W} ${H + 16}`, role: 'img', 'aria-label': `events per ${unit}, max ${max}`, 'data-testid': 'chart-svg' });
