@@ -34,6 +34,9 @@ const (
 	// DefaultPublishTimeout bounds one Publish or PublishBatch call,
 	// queueing included.
 	DefaultPublishTimeout = 2 * time.Second
+	// DefaultReplicaTimeout bounds the WAIT of a publish when MinReplicas
+	// is set.
+	DefaultReplicaTimeout = 100 * time.Millisecond
 	// DefaultPublishPipelines is how many coalesced publish pipelines may
 	// be in flight at once.
 	DefaultPublishPipelines = 3
@@ -115,6 +118,15 @@ type Config struct {
 	// the Redis client's timeouts: give the client ContextTimeoutEnabled
 	// and a ReadTimeout so that it ends with the deadline too. Default 2s.
 	PublishTimeout time.Duration
+	// MinReplicas, when above 0, acknowledges a publish only after Redis
+	// WAIT confirms that this many replicas received it: otherwise the
+	// publish fails with a *NotReplicatedError (written on the primary,
+	// replication not confirmed). 0 (the default) sends no WAIT. Not
+	// supported with Cluster. See README, "Durability".
+	MinReplicas int
+	// ReplicaTimeout is how long WAIT waits for MinReplicas (it counts
+	// within PublishTimeout, which must be longer). Default 100ms.
+	ReplicaTimeout time.Duration
 	// DLQBudget is the number of dead letters the DLQ is sized for: the
 	// health report warns at 80 % of it and turns unhealthy at 95 %. The
 	// DLQ is never trimmed by count, only by its retention. Default 10,000.
@@ -205,6 +217,9 @@ func (c *Config) setDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
 	}
+	if c.ReplicaTimeout == 0 && c.MinReplicas > 0 {
+		c.ReplicaTimeout = DefaultReplicaTimeout
+	}
 	if c.PublishPipelines == 0 {
 		c.PublishPipelines = DefaultPublishPipelines
 	}
@@ -253,6 +268,16 @@ func (c *Config) Validate() error {
 		return bad("IdempotencyWindow", c.IdempotencyWindow, "must be at least 1s")
 	case c.PublishTimeout < time.Millisecond:
 		return bad("PublishTimeout", c.PublishTimeout, "must be at least 1ms")
+	case c.MinReplicas < 0:
+		return bad("MinReplicas", c.MinReplicas, "must be positive")
+	case c.MinReplicas > 0 && c.Cluster:
+		return bad("MinReplicas", c.MinReplicas, "is not supported with Cluster (WAIT must run on the connection of the write)")
+	case c.ReplicaTimeout < 0:
+		return bad("ReplicaTimeout", c.ReplicaTimeout, "must be positive")
+	case c.MinReplicas > 0 && c.ReplicaTimeout < time.Millisecond:
+		return bad("ReplicaTimeout", c.ReplicaTimeout, "must be at least 1ms (WAIT 0 would block forever)")
+	case c.MinReplicas > 0 && c.ReplicaTimeout >= c.PublishTimeout:
+		return bad("ReplicaTimeout", c.ReplicaTimeout, "must be shorter than PublishTimeout")
 	case c.PublishPipelines < 0:
 		return bad("PublishPipelines", c.PublishPipelines, "must be positive")
 	case c.DLQBudget < 0:

@@ -59,3 +59,54 @@ func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcom
 
 // Unwrap returns the cause.
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// ErrNotReplicated is matched (errors.Is) when a publish was written on the
+// Redis primary but WAIT did not confirm Config.MinReplicas replicas in
+// Config.ReplicaTimeout. The error is a *NotReplicatedError.
+var ErrNotReplicated = errors.New("eventbus: replication not confirmed")
+
+// NotReplicatedError is returned by Publish and PublishBatch with
+// Config.MinReplicas set when the events WERE written on the primary (they
+// have stream ids) but their replication was not confirmed: a failover
+// before the replicas catch up may lose them. It never matches
+// ErrUnavailable or ErrOutcomeUnknown. Publishing again with the same ids
+// (generated ones included) is deduplicated and waits for the replicas
+// again; see docs/errors.md.
+type NotReplicatedError struct {
+	// TenantID scopes the event ids ("" when a batch has several tenants).
+	TenantID string
+	// EventIDs and StreamIDs of the events written, in order.
+	EventIDs  []string
+	StreamIDs []string
+	// Replicas is how many replicas confirmed the write; Wanted is
+	// Config.MinReplicas.
+	Replicas int
+	Wanted   int
+	// Err is why WAIT gave no reply, when it gave none.
+	Err error
+}
+
+func (e *NotReplicatedError) Error() string {
+	msg := fmt.Sprintf("eventbus: event(s) %s written as %s but confirmed by %d of %d replica(s)",
+		strings.Join(e.EventIDs, ", "), strings.Join(e.StreamIDs, ", "), e.Replicas, e.Wanted)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is matches ErrNotReplicated.
+func (e *NotReplicatedError) Is(target error) bool { return target == ErrNotReplicated }
+
+// Unwrap returns the cause of a missing WAIT reply, if any.
+func (e *NotReplicatedError) Unwrap() error { return e.Err }
+
+// notReplicated turns an *rdb.NotReplicated in err into a
+// *NotReplicatedError (nil when err has none).
+func notReplicated(err error, tenantID string, ids, streamIDs []string) error {
+	var nr *rdb.NotReplicated
+	if !errors.As(err, &nr) {
+		return nil
+	}
+	return &NotReplicatedError{TenantID: tenantID, EventIDs: ids, StreamIDs: streamIDs, Replicas: nr.Replicas, Wanted: nr.Wanted, Err: nr.Err}
+}

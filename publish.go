@@ -77,6 +77,9 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 	if err == nil {
 		err = req.out.Err
 	}
+	if nr := notReplicated(err, ev.TenantID, []string{ev.ID}, []string{req.out.StreamID}); nr != nil {
+		return Published{}, wrapOp("publish", nr)
+	}
 	if err != nil {
 		return Published{}, wrapOp("publish", b.publishFailure(ctx, ev.TenantID, []string{ev.ID}, err))
 	}
@@ -140,6 +143,15 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, 
 				tenant = ""
 			}
 		}
+		if len(res) == len(evs) {
+			sids := make([]string, len(res))
+			for i := range res {
+				sids[i] = res[i].StreamID
+			}
+			if nr := notReplicated(err, tenant, ids, sids); nr != nil {
+				return nil, wrapOp("publish batch", nr)
+			}
+		}
 		return nil, wrapOp("publish batch", b.publishFailure(ctx, tenant, ids, err))
 	}
 	out := make([]Published, len(evs))
@@ -169,8 +181,9 @@ func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([
 	go func() {
 		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
-		res, err := b.rdb.AppendAll(sctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
-		if err == nil {
+		res, err := b.rdb.AppendAll(sctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
+		var nr *rdb.NotReplicated
+		if err == nil || errors.As(err, &nr) { // written either way
 			b.stats.published(len(res), func(i int) (string, string, bool) {
 				return evs[i].TenantID, evs[i].Type, !res[i].Duplicate
 			})
@@ -196,6 +209,12 @@ func (b *Bus) publishFailure(ctx context.Context, tenantID string, ids []string,
 			slog.Any("event_ids", ou.EventIDs), slog.String("tenant_id", ou.TenantID), slog.String("error", ou.Err.Error()))
 	}
 	return err
+}
+
+// wait is the WAIT every publish write is followed by (none when
+// Config.MinReplicas is 0).
+func (b *Bus) wait() rdb.Wait {
+	return rdb.Wait{Replicas: b.cfg.MinReplicas, Timeout: b.cfg.ReplicaTimeout}
 }
 
 func (b *Bus) mainMinID(now time.Time) string { return rdb.MinIDFor(now, b.cfg.Retention.Main) }
@@ -229,9 +248,11 @@ func (b *Bus) sendAppends(ctx context.Context, reqs []*call[pubItem, rdb.Appende
 	for i, r := range reqs {
 		items[i] = r.in.Append
 	}
-	res := b.rdb.AppendEach(ctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), items)
+	res := b.rdb.AppendEach(ctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
 	b.stats.published(len(reqs), func(i int) (string, string, bool) {
-		return reqs[i].in.TenantID, reqs[i].in.typ, res[i].Err == nil && !res[i].Duplicate
+		var nr *rdb.NotReplicated
+		written := res[i].Err == nil || errors.As(res[i].Err, &nr)
+		return reqs[i].in.TenantID, reqs[i].in.typ, written && !res[i].Duplicate
 	})
 	if b.met != nil {
 		b.met.publishResults(len(reqs), func(i int) (string, bool, error) {

@@ -3,6 +3,7 @@ package rdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -153,3 +154,23 @@ func isNoSuchKey(err error) bool {
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "no such key")
 }
+
+// NotReplicated is the error of a write that Redis applied on the primary
+// (it has a stream id) but whose replication to Wanted replicas WAIT did
+// not confirm: Replicas acknowledged it in time. Err, when set, is why the
+// WAIT reply itself is missing.
+type NotReplicated struct {
+	Replicas int
+	Wanted   int
+	Err      error
+}
+
+func (e *NotReplicated) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("written on the primary, replication to %d replica(s) not confirmed: %v", e.Wanted, e.Err)
+	}
+	return fmt.Sprintf("written on the primary, confirmed by %d of %d replica(s)", e.Replicas, e.Wanted)
+}
+
+// Unwrap returns the cause of a missing WAIT reply (nil otherwise).
+func (e *NotReplicated) Unwrap() error { return e.Err }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,6 +24,45 @@ type Append struct {
 	// absent, the main stream is searched from this stream id on for the
 	// entry before anything is written (see publishChecked).
 	VerifyFrom string
+}
+
+// Wait asks a write to be followed, on the same connection, by
+// `WAIT Replicas Timeout`: the write is acknowledged only when that many
+// replicas confirm it. Replicas 0 sends nothing more.
+type Wait struct {
+	Replicas int
+	Timeout  time.Duration
+}
+
+// waitCmd queues WAIT on p (nil when w asks for nothing).
+func (w Wait) queue(ctx context.Context, p redis.Pipeliner) *redis.IntCmd {
+	if w.Replicas <= 0 {
+		return nil
+	}
+	c := w.cmd(ctx)
+	_ = p.Process(ctx, c) // queues; errors come with Exec
+	return c
+}
+
+// cmd returns `WAIT Replicas <Timeout in ms>`.
+func (w Wait) cmd(ctx context.Context) *redis.IntCmd {
+	return redis.NewIntCmd(ctx, "wait", w.Replicas, max(w.Timeout.Milliseconds(), 1))
+}
+
+// check returns nil when the WAIT reply confirms w.Replicas, else a
+// *NotReplicated.
+func (w Wait) check(c *redis.IntCmd) error {
+	if c == nil {
+		return nil
+	}
+	n, err := c.Result()
+	if err != nil {
+		return &NotReplicated{Wanted: w.Replicas, Err: cause(err)}
+	}
+	if n < int64(w.Replicas) {
+		return &NotReplicated{Replicas: int(n), Wanted: w.Replicas}
+	}
+	return nil
 }
 
 // VerifyCap is how many main-stream entries one verified event may read
@@ -84,7 +125,11 @@ func script(ctx context.Context, body bool, keys []string, args []any) *redis.Cm
 // events without an idempotency id, the checked script for the others.
 // Each event succeeds or fails on its own. No write is ever re-sent by
 // go-redis; a missing reply is a failure, never a success.
-func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int64, items []Append) []Appended {
+//
+// With w.Replicas > 0 the pipeline ends with WAIT (every pipeline runs on
+// one connection): the events written get a *NotReplicated as their Err,
+// StreamID kept, unless the replicas confirmed them.
+func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) []Appended {
 	out := make([]Appended, len(items))
 	cmds := make([]redis.Cmder, len(items))
 	pipe := r.c.Pipeline()
@@ -102,6 +147,7 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		}
 		trim = ""
 	}
+	wait := w.queue(ctx, pipe)
 	_, execErr := pipe.Exec(ctx)
 
 	var noscript []int
@@ -112,6 +158,7 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		}
 		out[i] = appendedFrom(c, execErr)
 	}
+	w.mark(out, wait, func(i int) bool { return !slices.Contains(noscript, i) })
 	if len(noscript) > 0 {
 		// First use on this server (or after SCRIPT FLUSH / restart): send
 		// the body once with EVAL. NOSCRIPT means nothing ran.
@@ -122,19 +169,58 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 			retry[j] = script(ctx, true, keys, args) // each may trim: rare path
 			_ = pipe.Process(ctx, noRetryCmd{retry[j]})
 		}
+		wait := w.queue(ctx, pipe)
 		_, execErr := pipe.Exec(ctx)
 		for j, i := range noscript {
 			out[i] = appendedFrom(retry[j], execErr)
 		}
+		w.mark(out, wait, func(i int) bool { return slices.Contains(noscript, i) })
 	}
 	return out
+}
+
+// mark sets a *NotReplicated on every written result (in(i)) when wait
+// does not confirm the replicas.
+func (w Wait) mark(out []Appended, wait *redis.IntCmd, in func(int) bool) {
+	err := w.check(wait)
+	if err == nil {
+		return
+	}
+	for i := range out {
+		if in(i) && out[i].Err == nil {
+			out[i].Err = err
+		}
+	}
 }
 
 // AppendAll writes events atomically: all or none, contiguous in the
 // stream, results in order. Without idempotency ids it is MULTI/EXEC of
 // XADDs; with any, one script run. The error is ErrUnavailable (wrapped)
 // or a reply error when nothing was written, or an *OutcomeUnknown.
-func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int64, items []Append) ([]Appended, error) {
+//
+// With w.Replicas > 0 the write is followed by WAIT on the same
+// connection; when the replicas do not confirm it, the results (stream ids
+// set) come back with a *NotReplicated error.
+func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) ([]Appended, error) {
+	if w.Replicas <= 0 {
+		return appendAll(ctx, r.c, stream, minID, windowMs, r.keys, items, nil)
+	}
+	c, ok := r.c.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("append batch: %w: waiting for replicas needs a single-node or failover client, not %T", ErrUnavailable, r.c)
+	}
+	conn := c.Conn()
+	defer conn.Close()
+	return appendAll(ctx, conn, stream, minID, windowMs, r.keys, items, func() error {
+		c := w.cmd(ctx)
+		_ = conn.Process(ctx, c) // the error is c's
+		return w.check(c)
+	})
+}
+
+// appendAll is AppendAll on c; wait, when not nil, runs WAIT after the
+// write on the same connection and returns its *NotReplicated.
+func appendAll(ctx context.Context, c cmdProcessor, stream, minID string, windowMs int64, k Keys, items []Append, wait func() error) ([]Appended, error) {
 	idem := false
 	for _, it := range items {
 		if it.EventID != "" {
@@ -145,7 +231,7 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 	out := make([]Appended, len(items))
 	if !idem {
 		cmds := make([]*redis.StringCmd, len(items))
-		_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			trim := minID // the first XADD trims for the batch
 			for i, it := range items {
 				cmds[i] = xadd(ctx, stream, trim, it.Payload)
@@ -166,14 +252,14 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 			}
 			out[i].StreamID = c.Val()
 		}
-		return out, nil
+		return out, waited(wait)
 	}
-	keys, args := checkedArgs(r.keys, stream, minID, windowMs, items)
+	keys, args := checkedArgs(k, stream, minID, windowMs, items)
 	cmd := script(ctx, false, keys, args)
-	err := r.c.Process(ctx, noRetryCmd{cmd})
+	err := c.Process(ctx, noRetryCmd{cmd})
 	if isNoScript(err) {
 		cmd = script(ctx, true, keys, args)
-		err = r.c.Process(ctx, noRetryCmd{cmd})
+		err = c.Process(ctx, noRetryCmd{cmd})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("append batch: %w", writeError(err))
@@ -187,7 +273,24 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 			return nil, fmt.Errorf("append batch: %w", err)
 		}
 	}
-	return out, nil
+	return out, waited(wait)
+}
+
+// cmdProcessor is what appendAll needs of a client or a connection.
+type cmdProcessor interface {
+	redis.Cmdable
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// waited runs wait (when not nil) and returns its error, wrapped.
+func waited(wait func() error) error {
+	if wait == nil {
+		return nil
+	}
+	if err := wait(); err != nil {
+		return fmt.Errorf("append batch: %w", err)
+	}
+	return nil
 }
 
 func checkedArgs(k Keys, stream, minID string, windowMs int64, items []Append) ([]string, []any) {
