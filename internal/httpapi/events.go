@@ -209,13 +209,30 @@ func writeValidationError(w http.ResponseWriter, ve *eventbus.ValidationError) {
 // writePublishError answers a failed publish with what it means (see the
 // README, "What an error means"): 4xx the event was refused, 503 nothing
 // was written, 504 the outcome is unknown (the event ids are returned so a
-// retry with the same ids is deduplicated).
+// retry with the same ids is deduplicated), 504 not_replicated written on
+// the primary but not confirmed by Config.MinReplicas replicas (event and
+// stream ids returned; a retry with the same ids is deduplicated).
 func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *eventbus.ValidationError
 	var ou *eventbus.OutcomeUnknownError
+	var nr *eventbus.NotReplicatedError
 	switch {
 	case errors.As(err, &ve):
 		writeValidationError(w, ve)
+	case errors.As(err, &nr):
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publish not replicated",
+			slog.String("request_id", requestID(w)), slog.Any("event_ids", nr.EventIDs),
+			slog.Any("stream_ids", nr.StreamIDs), slog.String("error", err.Error()))
+		writeJSON(w, http.StatusGatewayTimeout, notReplicatedBody{Error: notReplicatedDetail{
+			Code: "not_replicated",
+			Message: fmt.Sprintf("the event(s) were written on the primary (streamIds) but only %d of %d replica(s) confirmed them in time: "+
+				"a failover now could lose them; "+`publish again with the same "id" (eventIds) to wait for the replicas again, the repeat is deduplicated`,
+				nr.Replicas, nr.Wanted),
+			EventIDs:  nr.EventIDs,
+			StreamIDs: nr.StreamIDs,
+			Replicas:  nr.Replicas,
+			Wanted:    nr.Wanted,
+		}})
 	case errors.As(err, &ou), errors.Is(err, eventbus.ErrOutcomeUnknown):
 		var ids []string
 		if ou != nil {
@@ -290,4 +307,19 @@ func (s *Server) writeReadError(w http.ResponseWriter, r *http.Request, what str
 	default:
 		s.writeInternal(w, r, what, err)
 	}
+}
+
+// notReplicatedBody is the 504 not_replicated answer: errorBody with the
+// stream ids and the replica counts.
+type notReplicatedBody struct {
+	Error notReplicatedDetail `json:"error"`
+}
+
+type notReplicatedDetail struct {
+	Code      string   `json:"code"`
+	Message   string   `json:"message"`
+	EventIDs  []string `json:"eventIds"`
+	StreamIDs []string `json:"streamIds"`
+	Replicas  int      `json:"replicas"`
+	Wanted    int      `json:"wanted"`
 }
