@@ -69,9 +69,10 @@ var ErrNotReplicated = errors.New("eventbus: replication not confirmed")
 // Config.MinReplicas set when the events WERE written on the primary (they
 // have stream ids) but their replication was not confirmed: a failover
 // before the replicas catch up may lose them. It never matches
-// ErrUnavailable or ErrOutcomeUnknown. Publishing again with the same ids
-// (generated ones included) is deduplicated and waits for the replicas
-// again; see docs/errors.md.
+// ErrUnavailable or ErrOutcomeUnknown. Publishing again must reuse the
+// same ids (generated ones included): the retry is deduplicated, never
+// written twice; its own WAIT does not prove that the first write reached
+// the replicas (see docs/errors.md).
 type NotReplicatedError struct {
 	// TenantID scopes the event ids ("" when a batch has several tenants).
 	TenantID string

@@ -226,7 +226,7 @@ func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err e
 		writeJSON(w, http.StatusGatewayTimeout, notReplicatedBody{Error: notReplicatedDetail{
 			Code: "not_replicated",
 			Message: fmt.Sprintf("the event(s) were written on the primary (streamIds) but only %d of %d replica(s) confirmed them in time: "+
-				"a failover now could lose them; "+`publish again with the same "id" (eventIds) to wait for the replicas again, the repeat is deduplicated`,
+				"a failover now could lose them; "+`a retry must reuse the same "id" (eventIds): it is deduplicated, never written twice`,
 				nr.Replicas, nr.Wanted),
 			EventIDs:  nr.EventIDs,
 			StreamIDs: nr.StreamIDs,
