@@ -42,7 +42,11 @@ func plain() eventbus.Event {
 func TestMinReplicasConfirmed(t *testing.T) {
 	primary, replica := startReplicated(t)
 	pc, rc := primary.Client(t), replica.Client(t)
-	b := newBus(t, pc, "mr", func(c *eventbus.Config) { c.MinReplicas = 1; c.ReplicaTimeout = 5 * time.Second; c.PublishTimeout = 10 * time.Second })
+	b := newBus(t, pc, "mr", func(c *eventbus.Config) {
+		c.MinReplicas = 1
+		c.ReplicaTimeout = 5 * time.Second
+		c.PublishTimeout = 10 * time.Second
+	})
 	main := rdb.NewKeys("mr", false).Main()
 	ctx := context.Background()
 
