@@ -158,7 +158,9 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		}
 		out[i] = appendedFrom(c, execErr)
 	}
-	w.mark(out, wait, func(i int) bool { return !slices.Contains(noscript, i) })
+	if wait != nil { // no closure on the default path
+		w.mark(out, wait, func(i int) bool { return !slices.Contains(noscript, i) })
+	}
 	if len(noscript) > 0 {
 		// First use on this server (or after SCRIPT FLUSH / restart): send
 		// the body once with EVAL. NOSCRIPT means nothing ran.
@@ -174,7 +176,9 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		for j, i := range noscript {
 			out[i] = appendedFrom(retry[j], execErr)
 		}
-		w.mark(out, wait, func(i int) bool { return slices.Contains(noscript, i) })
+		if wait != nil {
+			w.mark(out, wait, func(i int) bool { return slices.Contains(noscript, i) })
+		}
 	}
 	return out
 }
