@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -165,20 +164,7 @@ func dlqListCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err != nil {
 		return dlqError("dlq list", err, *d.timeout)
 	}
-	if *d.asJSON {
-		enc := json.NewEncoder(stdout)
-		for _, it := range page.Items {
-			if err := enc.Encode(it); err != nil {
-				return err
-			}
-		}
-	} else if err := writeDLQTable(stdout, page.Items); err != nil {
-		return err
-	}
-	if page.NextCursor != "" {
-		fmt.Fprintf(stderr, "next cursor: %s\n", page.NextCursor)
-	}
-	return nil
+	return writePage(stdout, stderr, *d.asJSON, page.Items, page.NextCursor, writeDLQTable)
 }
 
 // writeDLQTable prints dead letters as a table.

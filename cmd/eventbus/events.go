@@ -111,18 +111,24 @@ func eventsListCmd(ctx context.Context, args []string, stdout, stderr io.Writer,
 	case err != nil:
 		return fmt.Errorf("events list: %w", err)
 	}
-	if *asJSON {
+	return writePage(stdout, stderr, *asJSON, page.Items, page.NextCursor, writeEventTable)
+}
+
+// writePage prints one page of a listing: JSON lines with asJSON, else
+// table's table; the next page's cursor goes to stderr.
+func writePage[T any](stdout, stderr io.Writer, asJSON bool, items []T, next string, table func(io.Writer, []T) error) error {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
-		for _, it := range page.Items {
+		for _, it := range items {
 			if err := enc.Encode(it); err != nil {
 				return err
 			}
 		}
-	} else if err := writeEventTable(stdout, page.Items); err != nil {
+	} else if err := table(stdout, items); err != nil {
 		return err
 	}
-	if page.NextCursor != "" {
-		fmt.Fprintf(stderr, "next cursor: %s\n", page.NextCursor)
+	if next != "" {
+		fmt.Fprintf(stderr, "next cursor: %s\n", next)
 	}
 	return nil
 }

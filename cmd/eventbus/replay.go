@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -495,20 +494,7 @@ func replayListCmd(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 		return replayError("replay list", err, *d.timeout)
 	}
-	if *d.asJSON {
-		enc := json.NewEncoder(stdout)
-		for _, j := range page.Items {
-			if err := enc.Encode(j); err != nil {
-				return err
-			}
-		}
-	} else if err := writeReplayTable(stdout, page.Items); err != nil {
-		return err
-	}
-	if page.NextCursor != "" {
-		fmt.Fprintf(stderr, "next cursor: %s\n", page.NextCursor)
-	}
-	return nil
+	return writePage(stdout, stderr, *d.asJSON, page.Items, page.NextCursor, writeReplayTable)
 }
 
 // replayCancelCmd cancels one job.
