@@ -301,7 +301,8 @@ func StartClusterWithReplicas(t testing.TB, masters, replicasPerMaster int) Clus
 		return Start(t, "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"),
 			"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
-			"--cluster-replica-validity-factor", "0")
+			"--cluster-replica-validity-factor", "0",
+			"--repl-diskless-sync-delay", "0")
 	}
 	nodes := ClusterNodes{Masters: make([]*Server, masters), Replicas: make([][]*Server, masters)}
 	for i := range nodes.Masters {
