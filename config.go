@@ -121,8 +121,9 @@ type Config struct {
 	// MinReplicas, when above 0, acknowledges a publish only after Redis
 	// WAIT confirms that this many replicas received it: otherwise the
 	// publish fails with a *NotReplicatedError (written on the primary,
-	// replication not confirmed). 0 (the default) sends no WAIT. Not
-	// supported with Cluster. See README, "Durability".
+	// replication not confirmed). 0 (the default) sends no WAIT. With
+	// Cluster, the write and its WAIT run on a connection to the master
+	// that owns the main stream's slot. See README, "Durability".
 	MinReplicas int
 	// ReplicaTimeout is how long WAIT waits for MinReplicas (it counts
 	// within PublishTimeout, which must be longer). Default 100ms.
@@ -270,8 +271,6 @@ func (c *Config) Validate() error {
 		return bad("PublishTimeout", c.PublishTimeout, "must be at least 1ms")
 	case c.MinReplicas < 0:
 		return bad("MinReplicas", c.MinReplicas, "must be positive")
-	case c.MinReplicas > 0 && c.Cluster:
-		return bad("MinReplicas", c.MinReplicas, "is not supported with Cluster (WAIT must run on the connection of the write)")
 	case c.ReplicaTimeout < 0:
 		return bad("ReplicaTimeout", c.ReplicaTimeout, "must be positive")
 	case c.MinReplicas > 0 && c.ReplicaTimeout < time.Millisecond:

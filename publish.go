@@ -74,10 +74,11 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 	req.deadline = time.Now().Add(b.cfg.PublishTimeout)
 	err = b.pub.do(ctx, req)
 	b.met.publishCalled(item.typ, req.deadline.Add(-b.cfg.PublishTimeout), err)
-	if err == nil {
-		err = req.out.Err
+	var sid string
+	if err == nil { // else the leader may still be writing req.out
+		err, sid = req.out.Err, req.out.StreamID
 	}
-	if nr := notReplicated(err, ev.TenantID, []string{ev.ID}, []string{req.out.StreamID}); nr != nil {
+	if nr := notReplicated(err, ev.TenantID, []string{ev.ID}, []string{sid}); nr != nil {
 		return Published{}, wrapOp("publish", nr)
 	}
 	if err != nil {

@@ -186,7 +186,7 @@ func TestMinReplicasConfig(t *testing.T) {
 		{"negative timeout", func(c *eventbus.Config) { c.MinReplicas = 1; c.ReplicaTimeout = -time.Second }, false},
 		{"sub-millisecond", func(c *eventbus.Config) { c.MinReplicas = 1; c.ReplicaTimeout = time.Microsecond }, false},
 		{"not under the publish timeout", func(c *eventbus.Config) { c.MinReplicas = 1; c.ReplicaTimeout = 2 * time.Second }, false},
-		{"cluster", func(c *eventbus.Config) { c.MinReplicas = 1; c.Cluster = true }, false},
+		{"cluster", func(c *eventbus.Config) { c.MinReplicas = 1; c.Cluster = true }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := eventbus.Config{Redis: c, Prefix: "mr"}

@@ -149,7 +149,7 @@ func table() []*setting {
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
 		{env: "EVENTBUS_IDEMPOTENCY_WINDOW", flag: "idempotency-window", def: "24h", usage: "how long caller-supplied event ids are remembered"},
 		{env: "EVENTBUS_PUBLISH_TIMEOUT", flag: "publish-timeout", def: "2s", usage: "bound of one publish call (duration from 1ms to 60s)"},
-		{env: "EVENTBUS_MIN_REPLICAS", flag: "min-replicas", def: "0", usage: "replicas WAIT must confirm before a publish is acknowledged (0 to 16; 0: no WAIT; not with Cluster)"},
+		{env: "EVENTBUS_MIN_REPLICAS", flag: "min-replicas", def: "0", usage: "replicas WAIT must confirm before a publish is acknowledged (0 to 16; 0: no WAIT)"},
 		{env: "EVENTBUS_REPLICA_TIMEOUT", flag: "replica-timeout", def: "100ms", usage: "bound of that WAIT (1ms up to, not including, the publish timeout)"},
 		{env: "EVENTBUS_HTTP_READ_TIMEOUT", flag: "http-read-timeout", def: "30s", usage: "bound of reading one request, headers and body"},
 		{env: "EVENTBUS_HTTP_WRITE_TIMEOUT", flag: "http-write-timeout", def: "30s", usage: "bound of one request from its headers to the end of the response"},
@@ -303,9 +303,6 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if s.MinReplicas, err = strconv.Atoi(val("min-replicas")); err != nil || s.MinReplicas < 0 || s.MinReplicas > 16 {
 		return s, bad("min-replicas", "want an integer from 0 to 16")
-	}
-	if s.MinReplicas > 0 && len(s.ClusterAddrs) > 0 {
-		return s, bad("min-replicas", "is not supported with Redis Cluster (EVENTBUS_CLUSTER_ADDRS)")
 	}
 	if s.ReplicaTimeout, err = parseDuration(val("replica-timeout"), 0); err != nil || s.ReplicaTimeout < time.Millisecond || s.ReplicaTimeout >= s.PublishTimeout {
 		return s, bad("replica-timeout", fmt.Sprintf("want a duration from 1ms to under the publish timeout (%v) such as 100ms", s.PublishTimeout))

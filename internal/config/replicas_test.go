@@ -27,7 +27,6 @@ func TestMinReplicasSettings(t *testing.T) {
 		{"EVENTBUS_MIN_REPLICAS": "-1"},
 		{"EVENTBUS_MIN_REPLICAS": "x"},
 		{"EVENTBUS_MIN_REPLICAS": "17"},
-		{"EVENTBUS_MIN_REPLICAS": "1", "EVENTBUS_CLUSTER_ADDRS": "127.0.0.1:7000"},
 		{"EVENTBUS_REPLICA_TIMEOUT": "0"},
 		{"EVENTBUS_REPLICA_TIMEOUT": "-1s"},
 		{"EVENTBUS_REPLICA_TIMEOUT": "2s"}, // not under the 2s publish timeout

@@ -127,12 +127,25 @@ func script(ctx context.Context, body bool, keys []string, args []any) *redis.Cm
 // go-redis; a missing reply is a failure, never a success.
 //
 // With w.Replicas > 0 the pipeline ends with WAIT (every pipeline runs on
-// one connection): the events written get a *NotReplicated as their Err,
+// one connection; on Redis Cluster, a connection to the master that owns
+// stream's slot): the events written get a *NotReplicated as their Err,
 // StreamID kept, unless the replicas confirmed them.
 func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) []Appended {
 	out := make([]Appended, len(items))
+	var src interface{ Pipeline() redis.Pipeliner } = r.c
+	if cc, ok := r.c.(*redis.ClusterClient); ok && w.Replicas > 0 {
+		conn, err := r.nodeConn(ctx, cc, stream)
+		if err != nil {
+			for i := range out {
+				out[i].Err = fmt.Errorf("append: %w", err)
+			}
+			return out
+		}
+		defer conn.Close()
+		src = conn
+	}
 	cmds := make([]redis.Cmder, len(items))
-	pipe := r.c.Pipeline()
+	pipe := src.Pipeline()
 	trim := minID // the first write of the pipeline trims
 	for i, it := range items {
 		if it.EventID == "" {
@@ -164,7 +177,7 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 	if len(noscript) > 0 {
 		// First use on this server (or after SCRIPT FLUSH / restart): send
 		// the body once with EVAL. NOSCRIPT means nothing ran.
-		pipe := r.c.Pipeline()
+		pipe := src.Pipeline()
 		retry := make([]*redis.Cmd, len(noscript))
 		for j, i := range noscript {
 			keys, args := checkedArgs(r.keys, stream, minID, windowMs, items[i:i+1])
@@ -203,23 +216,47 @@ func (w Wait) mark(out []Appended, wait *redis.IntCmd, in func(int) bool) {
 // or a reply error when nothing was written, or an *OutcomeUnknown.
 //
 // With w.Replicas > 0 the write is followed by WAIT on the same
-// connection; when the replicas do not confirm it, the results (stream ids
+// connection (on Redis Cluster, one to the master that owns stream's
+// slot); when the replicas do not confirm it, the results (stream ids
 // set) come back with a *NotReplicated error.
 func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) ([]Appended, error) {
 	if w.Replicas <= 0 {
 		return appendAll(ctx, r.c, stream, minID, windowMs, r.keys, items, nil)
 	}
-	c, ok := r.c.(*redis.Client)
-	if !ok {
-		return nil, fmt.Errorf("append batch: %w: waiting for replicas needs a single-node or failover client, not %T", ErrUnavailable, r.c)
+	var conn *redis.Conn
+	switch c := r.c.(type) {
+	case *redis.Client:
+		conn = c.Conn() // carries c's hooks, the breaker's among them
+	case *redis.ClusterClient:
+		var err error
+		if conn, err = r.nodeConn(ctx, c, stream); err != nil {
+			return nil, fmt.Errorf("append batch: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("append batch: %w: waiting for replicas needs a single-node, failover or cluster client, not %T", ErrUnavailable, r.c)
 	}
-	conn := c.Conn()
 	defer conn.Close()
 	return appendAll(ctx, conn, stream, minID, windowMs, r.keys, items, func() error {
 		c := w.cmd(ctx)
 		_ = conn.Process(ctx, c) // the error is c's
 		return w.check(c)
 	})
+}
+
+// nodeConn returns a connection pinned to the Redis Cluster master that
+// owns key's slot, for a write that WAIT must follow on the same
+// connection (WAIT sent through the cluster client could reach any node).
+// The cluster client's hooks do not apply to its node clients, so the
+// breaker hook is added to the connection. The caller closes it. An error
+// means nothing was sent.
+func (r *RDB) nodeConn(ctx context.Context, cc *redis.ClusterClient, key string) (*redis.Conn, error) {
+	node, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("find the master of %s: %w", key, wrapUnavailable(err))
+	}
+	conn := node.Conn()
+	conn.AddHook(r.h)
+	return conn, nil
 }
 
 // appendAll is AppendAll on c; wait, when not nil, runs WAIT after the

@@ -34,6 +34,7 @@ type RDB struct {
 	c    redis.UniversalClient
 	keys Keys
 	brk  *breaker
+	h    *hook // installed on c; also on the node connections of waitConn
 }
 
 // errBreakerOpen is the cause of the errors of calls the breaker refused:
@@ -62,7 +63,7 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	if opt.OnNoGroup != nil {
 		h.addNoGroup(opt.OnNoGroup)
 	}
-	return &RDB{c: c, keys: keys, brk: h.brk}
+	return &RDB{c: c, keys: keys, brk: h.brk, h: h}
 }
 
 // Keys returns the key schema.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,43 +256,189 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
 // cluster state is ok. The processes are killed when the test ends.
 func StartCluster(t testing.TB, n int) []string {
 	t.Helper()
-	ctx := context.Background()
-	servers := make([]*Server, n)
-	addrs := make([]string, n)
-	for i := range servers {
-		dir := t.TempDir()
-		servers[i] = Start(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
-		addrs[i] = servers[i].Addr()
+	return StartClusterWithReplicas(t, n, 0).Addrs()
+}
+
+// ClusterNodes is a Redis Cluster started by StartClusterWithReplicas.
+type ClusterNodes struct {
+	// Masters hold the slots, split evenly in this order.
+	Masters []*Server
+	// Replicas[i] are the replicas of Masters[i].
+	Replicas [][]*Server
+}
+
+// Addrs returns the addresses of every node, masters first.
+func (c ClusterNodes) Addrs() []string {
+	var addrs []string
+	for _, s := range c.Masters {
+		addrs = append(addrs, s.Addr())
 	}
-	const slots = 16384
-	for i, s := range servers {
-		c := s.Client(t)
-		lo, hi := i*slots/n, (i+1)*slots/n-1
-		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
-			t.Fatalf("cluster addslots on %s: %v", s.Addr(), err)
-		}
-		if i > 0 {
-			host, port, _ := net.SplitHostPort(s.Addr())
-			if err := servers[0].Client(t).Do(ctx, "CLUSTER", "MEET", host, port).Err(); err != nil {
-				t.Fatalf("cluster meet %s: %v", s.Addr(), err)
-			}
-		}
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, s := range servers {
-		c := s.Client(t)
-		for {
-			info, err := c.ClusterInfo(ctx).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster on %s not ok: %v %s", s.Addr(), err, info)
-			}
-			time.Sleep(50 * time.Millisecond)
+	for _, rs := range c.Replicas {
+		for _, s := range rs {
+			addrs = append(addrs, s.Addr())
 		}
 	}
 	return addrs
+}
+
+// ClusterNodeTimeout is the cluster-node-timeout of the clusters started
+// here: a master unreachable this long is marked failing and one of its
+// replicas is promoted a moment later.
+const ClusterNodeTimeout = 1000 * time.Millisecond
+
+// StartClusterWithReplicas runs a Redis Cluster of masters masters, slots
+// split evenly, each with replicasPerMaster replicas, on free loopback
+// ports. It returns once the cluster state is ok on every node, every node
+// knows every other, and every replica's link to its master is up. The
+// cluster-node-timeout is ClusterNodeTimeout and replicas always take part
+// in a failover (cluster-replica-validity-factor 0), so killing a master
+// promotes one of its replicas within a few seconds. The processes are
+// killed when the test ends.
+func StartClusterWithReplicas(t testing.TB, masters, replicasPerMaster int) ClusterNodes {
+	t.Helper()
+	ctx := context.Background()
+	start := func() *Server {
+		return Start(t, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"),
+			"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
+			"--cluster-replica-validity-factor", "0",
+			"--repl-diskless-sync-delay", "0")
+	}
+	nodes := ClusterNodes{Masters: make([]*Server, masters), Replicas: make([][]*Server, masters)}
+	for i := range nodes.Masters {
+		nodes.Masters[i] = start()
+	}
+	var all []*Server
+	first := nodes.Masters[0].Client(t)
+	meet := func(s *Server) {
+		host, port, _ := net.SplitHostPort(s.Addr())
+		if err := first.Do(ctx, "CLUSTER", "MEET", host, port).Err(); err != nil {
+			t.Fatalf("cluster meet %s: %v", s.Addr(), err)
+		}
+	}
+	const slots = 16384
+	ids := make([]string, masters)
+	for i, s := range nodes.Masters {
+		c := s.Client(t)
+		lo, hi := i*slots/masters, (i+1)*slots/masters-1
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			t.Fatalf("cluster addslots on %s: %v", s.Addr(), err)
+		}
+		id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatalf("cluster myid on %s: %v", s.Addr(), err)
+		}
+		ids[i] = id
+		if i > 0 {
+			meet(s)
+		}
+		all = append(all, s)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range nodes.Masters {
+		for range replicasPerMaster {
+			r := start()
+			meet(r)
+			rc := r.Client(t)
+			for { // REPLICATE needs the replica to know the master
+				err := rc.Do(ctx, "CLUSTER", "REPLICATE", ids[i]).Err()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("cluster replicate %s on %s: %v", ids[i], r.Addr(), err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			nodes.Replicas[i] = append(nodes.Replicas[i], r)
+			all = append(all, r)
+		}
+	}
+	poll := func(what string, s *Server, ok func(c *redis.Client) (bool, string)) {
+		c := s.Client(t)
+		for {
+			done, got := ok(c)
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster: %s on %s: %s", what, s.Addr(), got)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, s := range all {
+		poll("state ok and every node known", s, func(c *redis.Client) (bool, string) {
+			info, err := c.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok") &&
+				strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(all))+"\r\n"), fmt.Sprint(info, err)
+		})
+	}
+	for i, m := range nodes.Masters {
+		if replicasPerMaster == 0 {
+			continue
+		}
+		poll("replicas connected", m, func(c *redis.Client) (bool, string) {
+			info, err := c.Info(ctx, "replication").Result()
+			return err == nil && strings.Contains(info, "connected_slaves:"+strconv.Itoa(replicasPerMaster)+"\r\n"), fmt.Sprint(info, err)
+		})
+		for _, r := range nodes.Replicas[i] {
+			poll("link to the master up", r, func(c *redis.Client) (bool, string) {
+				info, err := c.Info(ctx, "replication").Result()
+				return err == nil && strings.Contains(info, "master_link_status:up"), fmt.Sprint(info, err)
+			})
+		}
+		// Every node must see the replicas as such, or a failover vote
+		// could miss them.
+		for _, s := range all {
+			poll("replicas known as replicas", s, func(c *redis.Client) (bool, string) {
+				out, err := c.ClusterNodes(ctx).Result()
+				return err == nil && countReplicas(out, ids[i]) == replicasPerMaster, fmt.Sprint(out, err)
+			})
+		}
+	}
+	return nodes
+}
+
+// countReplicas counts the lines of a CLUSTER NODES reply that describe a
+// replica of the master with id master.
+func countReplicas(nodes, master string) int {
+	n := 0
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == master && slices.Contains(strings.Split(f[2], ","), "slave") {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitClusterOK waits until every running node of nodes reports
+// cluster_state:ok and sees every slot served (for example after a master
+// was killed and a replica promoted), and returns how long that took.
+func (c ClusterNodes) WaitClusterOK(t testing.TB, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	ctx := context.Background()
+	for _, group := range append([][]*Server{c.Masters}, c.Replicas...) {
+		for _, s := range group {
+			if s.Pid() == 0 {
+				continue
+			}
+			cl := s.Client(t)
+			for {
+				info, err := cl.ClusterInfo(ctx).Result()
+				if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_fail:0\r\n") && strings.Contains(info, "cluster_slots_ok:16384\r\n") {
+					break
+				}
+				if time.Since(start) > timeout {
+					t.Fatalf("cluster not ok on %s after %v: %v %s", s.Addr(), timeout, err, info)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	return time.Since(start)
 }
 
 // StartSentinel runs a Redis Sentinel on a free loopback port monitoring
