@@ -55,7 +55,7 @@ func New(cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, resetup: make(chan struct{}, 1), replayWake: make(chan struct{}, 1)}
-	b.rdb = rdb.New(cfg.Redis, rdb.NewKeys(cfg.Prefix, cfg.Cluster), rdb.Options{OnNoGroup: b.requestSetUp})
+	b.rdb = rdb.New(cfg.Redis, rdb.NewPartitionedKeys(cfg.Prefix, cfg.Cluster, cfg.Partitions, cfg.PreviousPartitions), rdb.Options{OnNoGroup: b.requestSetUp})
 	b.stats = newStatsRecorder(b.rdb, b.log)
 	if b.met, err = newMetrics(cfg.Registerer, cfg.MetricsMaxTypes); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/eventbus/internal/rdb"
 )
 
 // Defaults of Config. They follow the platform's contract (SPEC §1).
@@ -128,6 +130,25 @@ type Config struct {
 	// ReplicaTimeout is how long WAIT waits for MinReplicas (it counts
 	// within PublishTimeout, which must be longer). Default 100ms.
 	ReplicaTimeout time.Duration
+	// Partitions is the number of partitions of the main stream (1 to
+	// 256). 1 (the default) keeps the platform's exact key names. With
+	// more, each partition is a stream under its own hash tag with every
+	// key that changes atomically with it, so that on Redis Cluster the
+	// partitions spread over the masters; an event goes to the partition
+	// Partitioner picks (by tenant by default) and order is kept within a
+	// partition. See README, "Partitions", for changing it on a running
+	// system.
+	Partitions int
+	// PreviousPartitions, when not 0, is the partition count of a layout
+	// being left: its streams are read (and trimmed, and their dead
+	// letters listed) but never written, until they are drained. The
+	// un-partitioned names (one partition) are always read.
+	PreviousPartitions int
+	// Partitioner picks the partition of an event from 0 to n-1. nil (the
+	// default) hashes the tenant id (FNV-1a), so that each tenant's events
+	// keep their order. It must be a pure function of the event: status
+	// lookups read every partition, so it may use any field.
+	Partitioner func(ev *Event, n int) int
 	// DLQBudget is the number of dead letters the DLQ is sized for: the
 	// health report warns at 80 % of it and turns unhealthy at 95 %. The
 	// DLQ is never trimmed by count, only by its retention. Default 10,000.
@@ -221,6 +242,9 @@ func (c *Config) setDefaults() {
 	if c.ReplicaTimeout == 0 && c.MinReplicas > 0 {
 		c.ReplicaTimeout = DefaultReplicaTimeout
 	}
+	if c.Partitions == 0 {
+		c.Partitions = 1
+	}
 	if c.PublishPipelines == 0 {
 		c.PublishPipelines = DefaultPublishPipelines
 	}
@@ -269,6 +293,10 @@ func (c *Config) Validate() error {
 		return bad("IdempotencyWindow", c.IdempotencyWindow, "must be at least 1s")
 	case c.PublishTimeout < time.Millisecond:
 		return bad("PublishTimeout", c.PublishTimeout, "must be at least 1ms")
+	case c.Partitions < 1 || c.Partitions > rdb.MaxPartitions:
+		return bad("Partitions", c.Partitions, "must be from 1 to 256")
+	case c.PreviousPartitions < 0 || c.PreviousPartitions > rdb.MaxPartitions:
+		return bad("PreviousPartitions", c.PreviousPartitions, "must be from 0 (none) to 256")
 	case c.MinReplicas < 0:
 		return bad("MinReplicas", c.MinReplicas, "must be positive")
 	case c.ReplicaTimeout < 0:

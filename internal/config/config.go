@@ -41,6 +41,11 @@ type Settings struct {
 	MaxEventSize   int
 	IdempotencyTTL time.Duration
 	PublishTimeout time.Duration
+	// Partitions is the number of partitions of the main stream.
+	Partitions int
+	// PreviousPartitions is the partition count of a layout being left
+	// (0: none); it is read until drained.
+	PreviousPartitions int
 	// MinReplicas is how many replicas WAIT must confirm before a publish
 	// is acknowledged (0: no WAIT).
 	MinReplicas int
@@ -149,6 +154,8 @@ func table() []*setting {
 		{env: "EVENTBUS_MAX_EVENT_SIZE", flag: "max-event-size", def: "1048576", usage: "largest encoded event envelope in bytes"},
 		{env: "EVENTBUS_IDEMPOTENCY_WINDOW", flag: "idempotency-window", def: "24h", usage: "how long caller-supplied event ids are remembered"},
 		{env: "EVENTBUS_PUBLISH_TIMEOUT", flag: "publish-timeout", def: "2s", usage: "bound of one publish call (duration from 1ms to 60s)"},
+		{env: "EVENTBUS_PARTITIONS", flag: "partitions", def: "1", usage: "partitions of the main stream (1 to 256; 1: the platform's exact key names); see README, Partitions"},
+		{env: "EVENTBUS_PREVIOUS_PARTITIONS", flag: "previous-partitions", def: "0", usage: "partition count of a layout being left, read until drained (0: none)"},
 		{env: "EVENTBUS_MIN_REPLICAS", flag: "min-replicas", def: "0", usage: "replicas WAIT must confirm before a publish is acknowledged (0 to 16; 0: no WAIT)"},
 		{env: "EVENTBUS_REPLICA_TIMEOUT", flag: "replica-timeout", def: "100ms", usage: "bound of that WAIT (1ms up to, not including, the publish timeout)"},
 		{env: "EVENTBUS_HTTP_READ_TIMEOUT", flag: "http-read-timeout", def: "30s", usage: "bound of reading one request, headers and body"},
@@ -300,6 +307,12 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Settings
 	}
 	if s.PublishTimeout, err = parseDuration(val("publish-timeout"), 0); err != nil || s.PublishTimeout < time.Millisecond || s.PublishTimeout > time.Minute {
 		return s, bad("publish-timeout", "want a duration from 1ms to 60s such as 2s")
+	}
+	if s.Partitions, err = strconv.Atoi(val("partitions")); err != nil || s.Partitions < 1 || s.Partitions > 256 {
+		return s, bad("partitions", "want an integer from 1 to 256")
+	}
+	if s.PreviousPartitions, err = strconv.Atoi(val("previous-partitions")); err != nil || s.PreviousPartitions < 0 || s.PreviousPartitions > 256 {
+		return s, bad("previous-partitions", "want an integer from 0 (none) to 256")
 	}
 	if s.MinReplicas, err = strconv.Atoi(val("min-replicas")); err != nil || s.MinReplicas < 0 || s.MinReplicas > 16 {
 		return s, bad("min-replicas", "want an integer from 0 to 16")
@@ -478,6 +491,8 @@ func (s Settings) BusConfig(client redis.UniversalClient, logger *slog.Logger) e
 		IdempotencyWindow:  s.IdempotencyTTL,
 		PublishTimeout:     s.PublishTimeout,
 		MinReplicas:        s.MinReplicas,
+		Partitions:         s.Partitions,
+		PreviousPartitions: s.PreviousPartitions,
 		ReplicaTimeout:     s.ReplicaTimeout,
 		DLQBudget:          s.DLQBudget,
 		MaxRedrives:        s.MaxRedrives,

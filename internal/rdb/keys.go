@@ -3,6 +3,7 @@ package rdb
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Keys builds every Redis key name the product uses. With schema.go (entry
@@ -20,40 +21,141 @@ import (
 // so that every key lands in one hash slot and multi-key atomic steps
 // (ack + schedule retry, ack + move to DLQ) stay legal.
 //
-// Partitions: the main stream is partition 0 of a partitioned main stream
-// that has, today, exactly one partition (Partitions() == 1). The keys that
-// must change atomically with a partition's stream (its group's retries
-// stream, retry schedule and retry data, the status hashes and idempotency
-// keys of its events) belong to that partition: Partition(p) names them.
-// The DLQ, replay and consumer-registry keys are shared. The methods of
-// Keys that name per-partition keys without a partition (Main, Retries,
-// RetrySchedule, RetryData, Status, Idempotency) name partition 0's; code
-// that handles every partition iterates Partition(p) for p below
-// Partitions(). See docs/architecture.md for what more partitions need.
+// Partitions (Config.Partitions, N): with N = 1 (the default) every key
+// above is partition 0's and the layout is today's exact names. With N > 1
+// the main stream becomes N streams, each under its own base together
+// with every key that changes atomically with it (retries, retry
+// schedule and data, status hashes, idempotency keys, and the DLQ with
+// its index and counters, which settle writes in the same script):
+//
+//	single node:  <prefix>:p<p>:events:main, <prefix>:p<p>:events:dlq, ...
+//	cluster:      {<prefix>:p<p>[.<salt>]}:events:main, ...
+//
+// The cluster tag is salted (deterministically) so that partition p's
+// slot falls in the p-th of N equal slices of the slot space: with the
+// default even slot ranges per master, partitions spread evenly over the
+// masters. The un-partitioned names (<prefix>:events:main and the rest)
+// stay in use as the "shared" partition: the replay stream and its
+// settle keys, the consumer registry, replay jobs, audit and stats, and
+// the legacy main stream (read, never written by this bus once N > 1:
+// events that other producers still write there, or that were published
+// before the change from one partition, are delivered). Previous layouts
+// (Config.PreviousPartitions) are read as well until they are drained.
+//
+// Partitions() counts every partition the bus holds (reads, trims, lists:
+// current, previous and shared); WritePartitions() counts the ones new
+// events go to: [0, WritePartitions()).
 type Keys struct {
-	base string
+	base  string   // shared keys
+	parts []string // base of each partition's keys
+	write int      // partitions [0, write) receive new events
+	share int      // index of the shared partition in parts
 }
 
-// NewKeys returns the key schema for prefix. With cluster set, the prefix is
-// hash-tagged so that all keys share one slot.
+// NewKeys returns the key schema for prefix with one partition. With
+// cluster set, the prefix is hash-tagged so that all keys share one slot.
 func NewKeys(prefix string, cluster bool) Keys {
-	if cluster {
-		return Keys{base: "{" + prefix + "}"}
-	}
-	return Keys{base: prefix}
+	return NewPartitionedKeys(prefix, cluster, 1, 0)
 }
 
-// Partitions is the number of partitions of the main stream: 1.
-func (k Keys) Partitions() int { return 1 }
+// MaxPartitions is the largest number of partitions.
+const MaxPartitions = 256
+
+// NewPartitionedKeys returns the key schema for prefix with n partitions
+// (1 to MaxPartitions), also holding the partitions of a previous layout
+// of previous partitions (0: none) until they are drained.
+func NewPartitionedKeys(prefix string, cluster bool, n, previous int) Keys {
+	if n < 1 || n > MaxPartitions || previous < 0 || previous > MaxPartitions {
+		panic(fmt.Sprintf("rdb: %d partitions (previous %d)", n, previous))
+	}
+	k := Keys{base: prefix, write: n}
+	if cluster {
+		k.base = "{" + prefix + "}"
+	}
+	add := func(b string) int {
+		for i, have := range k.parts {
+			if have == b {
+				return i
+			}
+		}
+		k.parts = append(k.parts, b)
+		return len(k.parts) - 1
+	}
+	for p := range n {
+		add(partitionBase(prefix, cluster, p, n))
+	}
+	for p := range previous {
+		add(partitionBase(prefix, cluster, p, previous))
+	}
+	k.share = add(k.base)
+	return k
+}
+
+// partitionBase is the base of partition p of n.
+func partitionBase(prefix string, cluster bool, p, n int) string {
+	if n == 1 {
+		if cluster {
+			return "{" + prefix + "}"
+		}
+		return prefix
+	}
+	name := prefix + ":p" + strconv.Itoa(p)
+	if !cluster {
+		return name
+	}
+	return "{" + balancedTag(name, p, n) + "}"
+}
+
+// balancedTag returns name, or name.<salt> for the smallest salt, whose
+// hash slot lies in the middle half of the p-th of n equal slices of the
+// slot space.
+func balancedTag(name string, p, n int) string {
+	lo := (p*4 + 1) * SlotCount / (n * 4)
+	hi := max((p*4+3)*SlotCount/(n*4), lo+1)
+	for salt := 0; ; salt++ {
+		tag := name
+		if salt > 0 {
+			tag = name + "." + strconv.Itoa(salt)
+		}
+		if s := int(Slot(tag)); s >= lo && s < hi {
+			return tag
+		}
+	}
+}
+
+// Partitions is the number of partitions the bus holds: it reads their
+// streams, settles their entries, trims them and lists their dead
+// letters. With one partition (the default) it is 1.
+func (k Keys) Partitions() int { return len(k.parts) }
+
+// WritePartitions is the number of partitions new events are written to:
+// partitions 0 to WritePartitions()-1 (Config.Partitions).
+func (k Keys) WritePartitions() int { return k.write }
+
+// SharedPartition is the index of the partition named with the
+// un-partitioned keys: the legacy main stream and the replay stream are
+// settled with its keys. With one partition it is partition 0.
+func (k Keys) SharedPartition() int { return k.share }
 
 // Partition returns the keys of partition p, 0 <= p < Partitions(). It
 // panics for any other p: a partition index comes from iterating
 // Partitions() or from a stream's Partition, never from outside.
 func (k Keys) Partition(p int) PartitionKeys {
-	if p < 0 || p >= k.Partitions() {
-		panic(fmt.Sprintf("rdb: partition %d of %d", p, k.Partitions()))
+	if p < 0 || p >= len(k.parts) {
+		panic(fmt.Sprintf("rdb: partition %d of %d", p, len(k.parts)))
 	}
-	return PartitionKeys{k: k, p: p}
+	return PartitionKeys{base: k.parts[p], p: p}
+}
+
+// PartitionOf returns the partition whose main, retries, replay or DLQ
+// stream is stream, and whether there is one.
+func (k Keys) PartitionOf(stream string) (int, bool) {
+	for p, b := range k.parts {
+		if strings.HasPrefix(stream, b+":events:") {
+			return p, true
+		}
+	}
+	return 0, false
 }
 
 // MainPartition is partition p's main stream; MainPartition(0) is Main().
@@ -179,33 +281,55 @@ func (k Keys) Consumers(group string) string { return k.base + ":events:consumer
 
 // PartitionKeys names the keys of one partition: its main stream and the
 // keys that change atomically with it. In the cluster layout they share
-// one hash slot. Partition 0's names are today's exact names; with one
-// partition every PartitionKeys is partition 0's (a second partition gets
-// its own names, and its own hash tag, here).
+// one hash slot. With one partition, partition 0's names are today's
+// exact names.
 type PartitionKeys struct {
-	k Keys
-	p int
+	base string
+	p    int
 }
 
 // Index is the partition's index.
 func (pk PartitionKeys) Index() int { return pk.p }
 
+// Base is the partition's key prefix ({<prefix>:p3} in a partitioned
+// cluster layout).
+func (pk PartitionKeys) Base() string { return pk.base }
+
 // Main is the partition's main stream.
-func (pk PartitionKeys) Main() string { return pk.k.Main() }
+func (pk PartitionKeys) Main() string { return pk.base + ":events:main" }
+
+// Replay is the partition's replay stream (only the shared partition's
+// is used).
+func (pk PartitionKeys) Replay() string { return pk.base + ":events:replay" }
+
+// DLQ is the partition's dead-letter stream: dead letters of its entries.
+func (pk PartitionKeys) DLQ() string { return pk.base + ":events:dlq" }
+
+// DLQIndex is the index of the partition's DLQ (see Keys.DLQIndex).
+func (pk PartitionKeys) DLQIndex() string { return pk.base + ":events:dlq:index" }
+
+// DLQCounters is the counters hash of the partition's DLQ.
+func (pk PartitionKeys) DLQCounters() string { return pk.base + ":events:dlq:counters" }
 
 // Retries is the group's stream of the partition's due retries.
-func (pk PartitionKeys) Retries(group string) string { return pk.k.Retries(group) }
+func (pk PartitionKeys) Retries(group string) string { return pk.base + ":events:retries:" + group }
 
 // RetrySchedule is the group's schedule of the partition's retries.
-func (pk PartitionKeys) RetrySchedule(group string) string { return pk.k.RetrySchedule(group) }
+func (pk PartitionKeys) RetrySchedule(group string) string {
+	return pk.base + ":events:retry-schedule:" + group
+}
 
 // RetryData is the group's data of the partition's scheduled retries.
-func (pk PartitionKeys) RetryData(group string) string { return pk.k.RetryData(group) }
+func (pk PartitionKeys) RetryData(group string) string {
+	return pk.base + ":events:retry-data:" + group
+}
 
 // Status is the group's status hash of an event of the partition.
-func (pk PartitionKeys) Status(group, statusID string) string { return pk.k.Status(group, statusID) }
+func (pk PartitionKeys) Status(group, statusID string) string {
+	return pk.base + ":events:status:" + group + ":" + statusID
+}
 
 // Idempotency is the idempotency key of an event of the partition.
 func (pk PartitionKeys) Idempotency(tenantID, eventID string) string {
-	return pk.k.Idempotency(tenantID, eventID)
+	return pk.base + ":events:idem:" + ScopedID(tenantID, eventID)
 }
