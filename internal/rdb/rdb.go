@@ -55,7 +55,10 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	if opt.BreakerCooldown <= 0 {
 		opt.BreakerCooldown = time.Second
 	}
-	v, loaded := hooks.LoadOrStore(c, &hook{brk: newBreaker(opt.BreakerThreshold, opt.BreakerCooldown)})
+	v, loaded := hooks.LoadOrStore(c, &hook{
+		brk:    newBreaker(opt.BreakerThreshold, opt.BreakerCooldown),
+		reload: newClusterReload(c, ClusterReloadEvery),
+	})
 	h := v.(*hook)
 	if !loaded {
 		c.AddHook(h)
@@ -69,10 +72,12 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 // Keys returns the key schema.
 func (r *RDB) Keys() Keys { return r.keys }
 
-// hook applies the breaker to every command and pipeline, and reports
-// NOGROUP replies.
+// hook applies the breaker to every command and pipeline, reports
+// NOGROUP replies and, on a Redis Cluster, has the slot map reloaded after
+// failures that may come from a failover.
 type hook struct {
-	brk *breaker
+	brk    *breaker
+	reload *clusterReload // nil unless the client is a ClusterClient
 
 	mu        sync.Mutex
 	onNoGroup []func()
@@ -139,6 +144,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		err := next(ctx, cmds)
 		if unavailable(err) {
 			h.brk.fail(err)
+			h.reload.after(err)
 			werr := wrapUnavailable(err)
 			for _, c := range cmds {
 				if c.Err() != nil && unavailable(c.Err()) {
@@ -161,6 +167,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 func (h *hook) after(err error, cmd redis.Cmder) error {
 	if unavailable(err) {
 		h.brk.fail(err)
+		h.reload.after(err)
 		err = wrapUnavailable(err)
 		cmd.SetErr(err)
 		return err
