@@ -61,10 +61,12 @@ type failoverRun struct {
 	acked       map[string]int
 	errs        map[string]int // publish failures by kind
 	delivered   map[string]int
-	firstAck    time.Time // first acknowledged publish to an affected partition after the kill
+	firstFail   time.Time // first failed publish to an affected partition after the kill: the outage began
+	firstAck    time.Time // first acknowledged publish to an affected partition after firstFail
 	firstNotRep time.Time // first *NotReplicatedError after the kill (the write reached the new master)
 	ackRestart  time.Time // first acknowledged publish to an affected partition after the restart
-	firstDeliv  time.Time // first delivery of an affected event published after the kill
+	ackNoRepl   int       // acknowledged publishes to affected partitions after firstFail, before the restart
+	firstDeliv  time.Time // first delivery of an affected event published after firstFail
 	lastDeliv   time.Time
 	healthyGap  time.Duration // longest gap between acks to unaffected partitions after the kill
 	lastHealthy time.Time
@@ -82,6 +84,9 @@ func (r *failoverRun) published(part int, id string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	after := !r.killed.IsZero() && now.After(r.killed)
+	if err != nil && after && r.affected[part] && r.firstFail.IsZero() {
+		r.firstFail = now
+	}
 	if err != nil {
 		var nr *eventbus.NotReplicatedError
 		switch {
@@ -103,8 +108,11 @@ func (r *failoverRun) published(part int, id string, err error) {
 	switch {
 	case !after:
 	case r.affected[part]:
-		if r.firstAck.IsZero() {
+		if r.firstAck.IsZero() && !r.firstFail.IsZero() {
 			r.firstAck = now
+		}
+		if !r.firstFail.IsZero() && r.restarted.IsZero() {
+			r.ackNoRepl++
 		}
 		if !r.restarted.IsZero() && r.ackRestart.IsZero() {
 			r.ackRestart = now
@@ -124,7 +132,7 @@ func (r *failoverRun) handled(part int, ev eventbus.Event) {
 	defer r.mu.Unlock()
 	r.delivered[ev.ID]++
 	r.lastDeliv = now
-	if !r.killed.IsZero() && r.firstDeliv.IsZero() && r.affected[part] && ev.Timestamp.After(r.killed) {
+	if !r.firstFail.IsZero() && r.firstDeliv.IsZero() && r.affected[part] && ev.Timestamp.After(r.firstFail) {
 		r.firstDeliv = now
 	}
 }
@@ -252,6 +260,7 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 			defer run.mu.Unlock()
 			return !run.firstNotRep.IsZero()
 		})
+		time.Sleep(500 * time.Millisecond) // load on the promoted replica alone: nothing acknowledged
 		run.mu.Lock()
 		run.restarted = time.Now() // Restart returns once it answers: it may be a replica by then
 		run.mu.Unlock()
@@ -262,7 +271,7 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 		defer run.mu.Unlock()
 		return !run.firstAck.IsZero() && (minReplicas == 0 || !run.ackRestart.IsZero())
 	})
-	waitFor(t, 10*time.Second, "a delivery of an event published after the kill", func() bool {
+	waitFor(t, 10*time.Second, "a delivery of an event published after the outage began", func() bool {
 		run.mu.Lock()
 		defer run.mu.Unlock()
 		return !run.firstDeliv.IsZero()
@@ -306,8 +315,8 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 	t.Logf("partitions=%d minReplicas=%d: killed master %d of 3 (owning %d of %d partitions)", partitions, minReplicas, victim, count[dead.Addr()], partitions)
 	t.Logf("replica promoted %v, cluster ok %v after the kill; first NotReplicated %s, killed node restarted %s after the kill",
 		promoted.Round(time.Millisecond), clusterOK.Round(time.Millisecond), run.since(run.firstNotRep, killed), run.since(run.restarted, killed))
-	t.Logf("first ack to the dead master's partitions %s after the kill (%s after the restart); first delivery of an event published after the kill %s",
-		run.since(run.firstAck, killed), run.since(run.ackRestart, run.restarted), run.since(run.firstDeliv, killed))
+	t.Logf("publishes to the dead master's partitions: first failure %s, first ack after it %s after the kill (%s after the restart); first delivery of an event published since that failure %s after the kill; acks to them between that failure and the restart: %d",
+		run.since(run.firstFail, killed), run.since(run.firstAck, killed), run.since(run.ackRestart, run.restarted), run.since(run.firstDeliv, killed), run.ackNoRepl)
 	if partitions > 1 {
 		t.Logf("longest gap between acks to the other masters' partitions after the kill: %v", run.healthyGap.Round(time.Millisecond))
 	}
@@ -316,6 +325,9 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 
 	if got := run.firstAck.Sub(killed); got > failoverBound {
 		t.Errorf("first acknowledged publish to the dead master's partitions %v after the kill, want within %v", got, failoverBound)
+	}
+	if minReplicas > 0 && run.ackNoRepl > 0 {
+		t.Errorf("with MinReplicas %d, %d publishes to the promoted replica were acknowledged before it had a replica", minReplicas, run.ackNoRepl)
 	}
 	if minReplicas > 0 && len(lost) > 0 {
 		t.Errorf("with MinReplicas %d, %d acknowledged events were never delivered, e.g. %v", minReplicas, len(lost), lost[:min(5, len(lost))])

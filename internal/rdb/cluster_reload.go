@@ -21,8 +21,8 @@ const ClusterReloadEvery = 250 * time.Millisecond
 // interval has passed, long after a replica took over. clusterReload asks
 // for a reload (ClusterClient.ReloadState: one CLUSTER SLOTS in a
 // goroutine of go-redis that ends with it) whenever a command fails as if
-// its node were gone or the cluster were changing, at most once per
-// every. While the dead master is still listed the reload changes
+// its node were gone or the cluster were changing, or the breaker refuses
+// one, at most once per every. While the dead master is still listed the reload changes
 // nothing; the failures that follow ask again, so the client routes to
 // the promoted replica within about every of the cluster's failover.
 type clusterReload struct {
@@ -49,15 +49,32 @@ func newClusterReload(c redis.UniversalClient, every time.Duration) *clusterRelo
 // after asks for a reload when err may mean a change of the cluster's
 // topology, unless one was asked less than every ago.
 func (r *clusterReload) after(err error) {
-	if r == nil || !topologyError(err) {
-		return
+	if r != nil && topologyError(err) {
+		r.request()
 	}
+}
+
+// refused is told of every call the breaker refused. Refused calls never
+// reach Redis, so while the breaker is open only its one probe per
+// cool-down would fail and ask for a reload: the next probe would then
+// still find the slot map as it was up to a cool-down ago. Asking here
+// too keeps the map at most every old while callers are waiting, so that
+// the first probe after the promotion goes to the new master. (The reload
+// goes to the cluster's nodes directly, not through the breaker.)
+func (r *clusterReload) refused() {
+	if r != nil {
+		r.request()
+	}
+}
+
+// request asks for a reload unless one was asked less than every ago.
+func (r *clusterReload) request() {
 	now := r.now().UnixNano()
 	last := r.last.Load()
 	if last != 0 && now-last < int64(r.every) {
 		return
 	}
-	if r.last.CompareAndSwap(last, now) { // one caller per slot
+	if r.last.CompareAndSwap(last, now) { // one caller per interval
 		r.reload()
 	}
 }

@@ -61,16 +61,23 @@ func TestClusterReloadRateLimited(t *testing.T) {
 		{time.Second, proto("WRONGTYPE x"), 2},
 		{0, proto("CLUSTERDOWN The cluster is down"), 3},
 		{100 * time.Millisecond, proto("TRYAGAIN x"), 3},
+		{150 * time.Millisecond, nil, 4}, // nil: a call the breaker refused
+		{100 * time.Millisecond, nil, 4},
 	}
 	for i, s := range steps {
 		now = now.Add(s.advance)
-		r.after(s.err)
+		if s.err == nil {
+			r.refused()
+		} else {
+			r.after(s.err)
+		}
 		if reloads != s.want {
 			t.Fatalf("step %d (%v): %d reloads, want %d", i, s.err, reloads, s.want)
 		}
 	}
 	var none *clusterReload
 	none.after(io.EOF) // a non-cluster client: nothing to do
+	none.refused()
 	if newClusterReload(redis.NewClient(&redis.Options{}), time.Second) != nil {
 		t.Error("a reloader for a single-node client")
 	}

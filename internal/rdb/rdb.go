@@ -122,6 +122,7 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		ctx, ok := h.admit(ctx)
 		if !ok {
+			h.reload.refused()
 			err := wrapUnavailable(h.brk.refusal())
 			cmd.SetErr(err)
 			return err
@@ -135,6 +136,7 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		ctx, ok := h.admit(ctx)
 		if !ok {
+			h.reload.refused()
 			err := wrapUnavailable(h.brk.refusal())
 			for _, c := range cmds {
 				c.SetErr(err)
