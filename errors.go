@@ -117,8 +117,9 @@ func notReplicated(err error, tenantID string, ids, streamIDs []string) error {
 // several partitions (Config.Partitions) was written to some of them and
 // not to others: each partition's events are written all or none.
 type PartialBatchError struct {
-	// Published holds, in the batch's order, the result of every event
-	// written (zero for the others).
+	// Published holds, in the batch's order, every event's id (generated
+	// ones included: a retry with them is deduplicated) and, for the
+	// events written (confirmed or not), its stream id.
 	Published []Published
 	// Errs holds, in the batch's order, nil for every event written and
 	// its partition's error for the others: not written, outcome unknown

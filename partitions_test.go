@@ -368,3 +368,81 @@ func TestPartitionerChoosesThePartition(t *testing.T) {
 		t.Errorf("out-of-range partition: %v", err)
 	}
 }
+
+// TestPublishBatchAcrossPartitionsPartialFailure makes one partition
+// refuse writes (an ACL user without its keys): a batch across partitions
+// is written to the others, all or none per partition, and the
+// *PartialBatchError tells each event's outcome with its id.
+func TestPublishBatchAcrossPartitionsPartialFailure(t *testing.T) {
+	ctx := context.Background()
+	admin, prefix := redistest.Shared(t)
+	k := rdb.NewPartitionedKeys(prefix, false, 4, 0)
+	user := "partial-" + prefix
+	rules := []any{"ACL", "SETUSER", user, "reset", "on", ">pw", "+@all"}
+	for p := range k.WritePartitions() { // not the shared partition: its base prefixes them all
+		if p != 2 { // partition 2 is out of reach
+			rules = append(rules, "~"+k.Partition(p).Base()+":*")
+		}
+	}
+	if err := admin.Do(ctx, rules...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
+	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: "pw"})
+	t.Cleanup(func() { c.Close() })
+	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 4 })
+
+	// Tenants by partition, found through the bus itself.
+	byPart := map[int]string{}
+	for i := 0; len(byPart) < 4 && i < 1000; i++ {
+		tenant := fmt.Sprintf("tenant-%d", i)
+		ev := tenantEvent(tenant, 0)
+		if _, err := b.Publish(ctx, ev); err != nil {
+			byPart[2] = tenant // only partition 2 refuses
+			continue
+		}
+		byPart[partitionOfTenant(t, admin, k, tenant)] = tenant
+	}
+	if len(byPart) != 4 {
+		t.Fatalf("tenants found for partitions %v", byPart)
+	}
+	batch := []eventbus.Event{tenantEvent(byPart[0], 1), tenantEvent(byPart[2], 1), tenantEvent(byPart[1], 1), tenantEvent(byPart[2], 2)}
+	batch[1].ID = "caller-id-1"
+	_, err := b.PublishBatch(ctx, batch)
+	var pb *eventbus.PartialBatchError
+	if !errors.As(err, &pb) {
+		t.Fatalf("want a *PartialBatchError, got %v", err)
+	}
+	for i, want := range []bool{true, false, true, false} {
+		written := pb.Errs[i] == nil
+		if written != want || pb.Published[i].ID == "" || (pb.Published[i].StreamID != "") != want {
+			t.Errorf("event %d: written %v (err %v), result %+v", i, written, pb.Errs[i], pb.Published[i])
+		}
+	}
+	if pb.Published[1].ID != "caller-id-1" {
+		t.Errorf("the caller's id is not kept: %+v", pb.Published[1])
+	}
+	if n := admin.XLen(ctx, k.Partition(2).Main()).Val(); n != 0 {
+		t.Errorf("partition 2 holds %d entries", n)
+	}
+	// Every partition of the batch refused: one error, no partial result.
+	if _, err := b.PublishBatch(ctx, []eventbus.Event{tenantEvent(byPart[2], 3)}); err == nil || errors.As(err, &pb) && len(pb.Errs) == 1 {
+		t.Errorf("a batch to the refusing partition only: %v", err)
+	}
+}
+
+// partitionOfTenant returns the partition whose main stream holds an
+// event of tenant.
+func partitionOfTenant(t *testing.T, c redis.UniversalClient, k rdb.Keys, tenant string) int {
+	t.Helper()
+	for p := range k.Partitions() {
+		for _, m := range c.XRange(context.Background(), k.Partition(p).Main(), "-", "+").Val() {
+			var ev eventbus.Event
+			if json.Unmarshal([]byte(m.Values["event"].(string)), &ev) == nil && ev.TenantID == tenant {
+				return p
+			}
+		}
+	}
+	t.Fatalf("no event of tenant %s", tenant)
+	return -1
+}

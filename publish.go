@@ -182,8 +182,12 @@ func (b *Bus) publishAcross(ctx context.Context, groups [][]int, items []rdb.App
 			res, err := b.appendAll(ctx, sub[0].Part, sub, subEvs)
 			if err != nil {
 				failed[g] = b.batchFailure(ctx, subEvs, res, err)
-				for _, i := range idx {
+				for j, i := range idx {
 					errs[i] = failed[g]
+					out[i].ID = evs[i].ID
+					if len(res) == len(idx) {
+						out[i].StreamID = res[j].StreamID // written, not confirmed
+					}
 				}
 				return
 			}
