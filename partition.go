@@ -52,10 +52,28 @@ func (c *Consumer) streams() []string {
 
 // stream returns the consumer's description of one of its streams.
 func (c *Consumer) stream(name string) groupStream {
-	for _, s := range c.groupStreams {
-		if s.name == name {
-			return s
+	if c.streamIndex != nil { // many partitions
+		if i, ok := c.streamIndex[name]; ok {
+			return c.groupStreams[i]
+		}
+	} else {
+		for _, s := range c.groupStreams {
+			if s.name == name {
+				return s
+			}
 		}
 	}
 	return groupStream{name: name, part: c.bus.rdb.Keys().SharedPartition()} // not one of ours
+}
+
+// indexStreams builds streamIndex when a linear search of the streams
+// would be slow.
+func (c *Consumer) indexStreams() {
+	if len(c.groupStreams) <= 16 {
+		return
+	}
+	c.streamIndex = make(map[string]int, len(c.groupStreams))
+	for i, s := range c.groupStreams {
+		c.streamIndex[s.name] = i
+	}
 }
