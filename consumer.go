@@ -100,6 +100,7 @@ type Consumer struct {
 
 	// The streams the consumer reads (see readStreams), built once.
 	groupStreams []groupStream
+	streamIndex  map[string]int // name -> index in groupStreams; nil for few streams
 	replayStream string
 
 	acks     *acker
@@ -197,6 +198,7 @@ func (b *Bus) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		workerSet: map[*worker]struct{}{}, inflight: newInflightSet(),
 		replayStream: k.Replay()}
 	c.groupStreams = c.readStreams()
+	c.indexStreams()
 	c.acks = newAcker(c)
 	return c, nil
 }
@@ -313,7 +315,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	statsDone := make(chan struct{})
 	go func() { defer close(statsDone); c.bus.stats.run(ctx, stopWatch) }()
 	var loops sync.WaitGroup
-	loops.Go(func() { c.readLoop(ctx) })
+	for _, set := range c.readSets() {
+		loops.Go(func() { c.readLoop(ctx, set) })
+	}
 	loops.Go(func() { c.claimLoop(ctx) })
 	loops.Go(func() { c.retryLoop(ctx) })
 	loops.Wait()

@@ -212,11 +212,19 @@ func writeValidationError(w http.ResponseWriter, ve *eventbus.ValidationError) {
 // retry with the same ids is deduplicated), 504 not_replicated written on
 // the primary but not confirmed by Config.MinReplicas replicas (event and
 // stream ids returned; a retry with the same ids is deduplicated).
+//
+// A batch spanning partitions that was written in part answers
+// partially_written (504 when some outcome is unknown or unconfirmed, else
+// 503) with every event's result: retrying the events not written with
+// the same ids is deduplicated.
 func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *eventbus.ValidationError
 	var ou *eventbus.OutcomeUnknownError
 	var nr *eventbus.NotReplicatedError
+	var pb *eventbus.PartialBatchError
 	switch {
+	case errors.As(err, &pb):
+		s.writePartialBatch(w, r, pb)
 	case errors.As(err, &ve):
 		writeValidationError(w, ve)
 	case errors.As(err, &nr):
@@ -307,6 +315,60 @@ func (s *Server) writeReadError(w http.ResponseWriter, r *http.Request, what str
 	default:
 		s.writeInternal(w, r, what, err)
 	}
+}
+
+// writePartialBatch answers a batch written to some partitions only.
+func (s *Server) writePartialBatch(w http.ResponseWriter, r *http.Request, pb *eventbus.PartialBatchError) {
+	status := http.StatusServiceUnavailable
+	results := make([]batchResult, len(pb.Errs))
+	written := 0
+	for i, err := range pb.Errs {
+		res := batchResult{Index: i, ID: pb.Published[i].ID, StreamID: pb.Published[i].StreamID}
+		var ou *eventbus.OutcomeUnknownError
+		var nr *eventbus.NotReplicatedError
+		switch {
+		case err == nil:
+			res.Written = true
+			written++
+		case errors.As(err, &nr):
+			status = http.StatusGatewayTimeout
+			res.Error = &errorDetail{Code: "not_replicated", Message: err.Error()}
+		case errors.As(err, &ou):
+			status = http.StatusGatewayTimeout
+			res.Error = &errorDetail{Code: "outcome_unknown", Message: err.Error()}
+		default:
+			res.Error = &errorDetail{Code: "not_written", Message: err.Error()}
+		}
+		results[i] = res
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "batch written in part",
+		slog.String("request_id", requestID(w)), slog.Int("written", written), slog.Int("events", len(results)))
+	writeJSON(w, status, partialBatchBody{Error: partialBatchDetail{
+		Code: "partially_written",
+		Message: fmt.Sprintf("the batch spans partitions and was written to some only (%d of %d events written; each partition's events are all or none): "+
+			`retry the events not written with the same "id": a repeat is deduplicated`, written, len(results)),
+		Results: results,
+	}})
+}
+
+// partialBatchBody is the partially_written answer.
+type partialBatchBody struct {
+	Error partialBatchDetail `json:"error"`
+}
+
+type partialBatchDetail struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Results []batchResult `json:"results"`
+}
+
+// batchResult is one event's outcome in a partially written batch.
+type batchResult struct {
+	Index    int          `json:"index"`
+	ID       string       `json:"id,omitempty"`
+	StreamID string       `json:"streamId,omitempty"`
+	Written  bool         `json:"written"`
+	Error    *errorDetail `json:"error,omitempty"`
 }
 
 // notReplicatedBody is the 504 not_replicated answer: errorBody with the
