@@ -43,7 +43,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Skip("starts a six-node Redis Cluster per row; run without -short")
 	}
 	for _, tc := range []struct{ partitions, minReplicas int }{
-		{1, 0}, {1, 1},
+		{1, 0}, {1, 1}, {8, 0}, {8, 1},
 	} {
 		t.Run(fmt.Sprintf("partitions=%d/minReplicas=%d", tc.partitions, tc.minReplicas), func(t *testing.T) {
 			failoverUnderLoad(t, tc.partitions, tc.minReplicas)
@@ -68,7 +68,8 @@ type failoverRun struct {
 	ackNoRepl   int       // acknowledged publishes to affected partitions after firstFail, before the restart
 	firstDeliv  time.Time // first delivery of an affected event published after firstFail
 	lastDeliv   time.Time
-	healthyGap  time.Duration // longest gap between acks to unaffected partitions after the kill
+	healthyGap  time.Duration  // longest gap between acks to unaffected partitions after the kill
+	healthyErr  map[string]int // failed publishes to unaffected partitions after the kill, by cause
 	lastHealthy time.Time
 }
 
@@ -86,6 +87,16 @@ func (r *failoverRun) published(part int, id string, err error) {
 	after := !r.killed.IsZero() && now.After(r.killed)
 	if err != nil && after && r.affected[part] && r.firstFail.IsZero() {
 		r.firstFail = now
+	}
+	if err != nil && after && !r.affected[part] {
+		cause := "other"
+		for _, c := range []string{"circuit breaker open", "CLUSTERDOWN", "TRYAGAIN", "connection refused"} {
+			if strings.Contains(err.Error(), c) {
+				cause = c
+				break
+			}
+		}
+		r.healthyErr[cause]++
 	}
 	if err != nil {
 		var nr *eventbus.NotReplicatedError
@@ -178,7 +189,7 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 	}
 	run := &failoverRun{
 		affected: make([]bool, partitions),
-		acked:    map[string]int{}, errs: map[string]int{}, delivered: map[string]int{},
+		acked:    map[string]int{}, errs: map[string]int{}, delivered: map[string]int{}, healthyErr: map[string]int{},
 	}
 	for p, addr := range owners {
 		run.affected[p] = addr == nodes.Masters[victim].Addr()
@@ -321,7 +332,7 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 		t.Logf("acknowledged publishes to the dead master's partitions between their first failure and the restart: %d", run.ackNoRepl)
 	}
 	if partitions > 1 {
-		t.Logf("longest gap between acks to the other masters' partitions after the kill: %v", run.healthyGap.Round(time.Millisecond))
+		t.Logf("other masters' partitions after the kill: longest gap between acks %v, failures by cause %v", run.healthyGap.Round(time.Millisecond), run.healthyErr)
 	}
 	t.Logf("acknowledged %d, delivered %d distinct; acknowledged loss %d, delivered twice %d, delivered without an ack %d; drained %v after the last publish; failures %v",
 		len(run.acked), len(run.delivered), len(lost), dups, unacked, time.Since(published).Round(time.Millisecond), run.errs)
