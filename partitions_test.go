@@ -446,3 +446,78 @@ func partitionOfTenant(t *testing.T, c redis.UniversalClient, k rdb.Keys, tenant
 	t.Fatalf("no event of tenant %s", tenant)
 	return -1
 }
+
+// TestPartitionsBadEntriesGroupsAndPanics checks, on 8 partitions: an
+// entry of another producer that is not an event goes to the DLQ of its
+// own partition and the loop goes on; two groups each get every event of
+// every partition; a panicking handler is retried in its partition.
+func TestPartitionsBadEntriesGroupsAndPanics(t *testing.T) {
+	for _, l := range partitionLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			ctx := context.Background()
+			b, c, k := partitionedBus(t, l, nil)
+			cfg := b.Config()
+			other := fastBus(t, c, cfg.Prefix, func(oc *eventbus.Config) {
+				oc.Cluster, oc.Partitions, oc.Group = l.cluster, 8, "other-group"
+			})
+			if err := other.SetUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			runsA, runsB := newCounter(), newCounter()
+			var panicked atomic.Int32
+			ca := fastConsumer(t, b, nil)
+			mustHandle(t, ca, "a", "*", func(_ context.Context, ev eventbus.Event) error {
+				if ev.TenantID == "t-panic" && panicked.Add(1) == 1 {
+					panic("boom")
+				}
+				runsA.add(ev.ID)
+				return nil
+			})
+			runConsumer(t, ca)
+			cb := fastConsumer(t, other, nil)
+			mustHandle(t, cb, "b", "*", func(_ context.Context, ev eventbus.Event) error { runsB.add(ev.ID); return nil })
+			runConsumer(t, cb)
+
+			// Garbage written by another producer into partition 5.
+			c.XAdd(ctx, &redis.XAddArgs{Stream: k.Partition(5).Main(), Values: []any{"foo", "bar"}})
+			var ids []string
+			for tn := range 24 {
+				p, err := b.Publish(ctx, tenantEvent(fmt.Sprintf("g%02d", tn), 0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, p.ID)
+			}
+			pp, err := b.Publish(ctx, tenantEvent("t-panic", 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, pp.ID)
+			waitFor(t, 20*time.Second, "both groups handled every event", func() bool {
+				return runsA.distinct() == len(ids) && runsB.distinct() == len(ids)
+			})
+			for _, id := range ids {
+				if runsA.get(id) != 1 || runsB.get(id) != 1 {
+					t.Errorf("%s: group a %d, group b %d runs", id, runsA.get(id), runsB.get(id))
+				}
+			}
+			if panicked.Load() != 2 {
+				t.Errorf("the panicking handler ran %d times, want 2", panicked.Load())
+			}
+			waitFor(t, 10*time.Second, "the bad entry dead-lettered in partition 5", func() bool {
+				return c.XLen(ctx, k.Partition(5).DLQ()).Val() >= 1
+			})
+			for p := range k.Partitions() {
+				if p == 5 {
+					continue
+				}
+				if n := c.XLen(ctx, k.Partition(p).DLQ()).Val(); n != 0 {
+					t.Errorf("partition %d's DLQ holds %d entries", p, n)
+				}
+			}
+			waitFor(t, 10*time.Second, "the bad entry acknowledged", func() bool {
+				return pendingCount(t, c, k.Partition(5).Main(), eventbus.DefaultGroup) == 0
+			})
+		})
+	}
+}
