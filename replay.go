@@ -724,6 +724,9 @@ func replayJobOf(id string, h map[string]string) ReplayJob {
 				j.Cursor = cursors[i] // the stream being read
 			}
 		}
+		if j.Cursor == "" { // every stream done
+			j.Cursor = cursors[len(cursors)-1]
+		}
 		j.Progress = replayProgressOf(j.Status, h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd], cursors)
 		return j
 	}

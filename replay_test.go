@@ -682,16 +682,30 @@ func replayChild(t *testing.T) {
 // iteration replays 20,000 events (one runner, one job). The job's times
 // are in milliseconds: run it with enough events per job.
 func BenchmarkReplay(b *testing.B) {
-	ctx := context.Background()
 	c, prefix := redistest.Shared(b)
 	const n = 20000
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	seedMain(b, c, prefix, base, n, replayEvent, nil)
+	benchReplay(b, c, prefix, 1, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n - 1)})
+}
+
+// BenchmarkReplayPartitions is BenchmarkReplay over 8 partitions: 20,007
+// events, 2,223 in each of the 9 main streams.
+func BenchmarkReplayPartitions(b *testing.B) {
+	c, prefix := redistest.Shared(b)
+	const n = 20007
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	seedPartitions(b, c, rdb.NewPartitionedKeys(prefix, false, 8, 0), base, n, replayEvent)
+	benchReplay(b, c, prefix, 8, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n/9 - 1)})
+}
+
+// benchReplay runs req on a bus of parts partitions once per iteration.
+func benchReplay(b *testing.B, c redis.UniversalClient, prefix string, parts int, req eventbus.ReplayRequest) {
+	ctx := context.Background()
 	fakeConsumer(b, c, prefix, eventbus.DefaultGroup, "h1")
-	bus := newBus(b, c, prefix, nil)
+	bus := newBus(b, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = parts })
 	runBus(b, bus)
 	in := bus.Inspector()
-	req := eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n - 1)}
 	b.ReportAllocs()
 	var copies int64
 	var took, running time.Duration
@@ -1270,4 +1284,49 @@ func TestStartReplayPartitionsWindow(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(re.Reason, "are empty") {
 		t.Errorf("empty streams: %v, want a *ReplayError saying they are empty", err)
 	}
+}
+
+// A job keeps the streams it was started with when the partition layout
+// changes: a job of one partition runs on a bus of 8 (that holds the
+// previous layout), and a job of 8 partitions on a bus of one.
+func TestReplayJobsAcrossPartitionLayouts(t *testing.T) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	t.Run("one to eight", func(t *testing.T) {
+		c, prefix := redistest.Shared(t)
+		seedMain(t, c, prefix, base, 500, replayEvent, nil)
+		fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+		in := newBus(t, c, prefix, nil).Inspector()
+		job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + 499)})
+		if err != nil || job.Cursors != nil {
+			t.Fatalf("start: %+v %v, want a job without per-partition cursors", job, err)
+		}
+		runBus(t, fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions, cfg.PreviousPartitions = 8, 1 }))
+		got := waitJob(t, in, job.ID, 30*time.Second, "the job to end", ended)
+		if got.Status != eventbus.ReplayCompleted || got.Written != 500 || got.Cursor != fmt.Sprintf("%d-0", base+499) {
+			t.Fatalf("job %+v, want completed with 500 copies", got)
+		}
+		checkCopiesOnce(t, c, prefix, 500)
+	})
+	t.Run("eight to one", func(t *testing.T) {
+		c, prefix := redistest.Shared(t)
+		k := rdb.NewPartitionedKeys(prefix, false, 8, 0)
+		seedPartitions(t, c, k, base, 900, replayEvent)
+		fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+		in := newBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector()
+		job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + 99)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runBus(t, fastBus(t, c, prefix, nil))
+		got := waitJob(t, in, job.ID, 30*time.Second, "the job to end", ended)
+		if got.Status != eventbus.ReplayCompleted || got.Written != 900 || len(got.Cursors) != 9 {
+			t.Fatalf("job %+v, want completed with 900 copies", got)
+		}
+		want := map[string]bool{}
+		for i := range 900 {
+			want[fmt.Sprintf("e%d", i)] = true
+		}
+		checkCopies(t, replayCopies(t, c, k.Replay(), job.ID), want)
+	})
 }
