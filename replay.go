@@ -53,7 +53,11 @@ func (e *ReplayError) Is(target error) bool { return target == ErrInvalidReplay 
 // ReplayRequest describes a replay: the events of the main stream written
 // between From and To (both inclusive) that match Types and TenantID are
 // copied to the replay stream, where only Handlers of the bus's group run
-// them.
+// them. With several partitions (Config.Partitions) "the main stream" is
+// every partition's main stream the bus holds (current, previous and the
+// shared one): the job copies one partition's window after the other,
+// each in stream order (copies of different partitions are not
+// interleaved by time).
 type ReplayRequest struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
@@ -84,7 +88,8 @@ type ReplayJob struct {
 	// none were named).
 	Request ReplayRequest `json:"request"`
 	// Progress is 0 to 100: how far the runner is through the window, by
-	// the time of the last entry read; 100 once completed.
+	// the time of the last entry read (with several partitions, the mean
+	// over the partitions it reads); 100 once completed.
 	Progress int `json:"progress"`
 	// EstimatedEvents is the number of events the job was expected to
 	// match, counted when it started: exact when the window held at most
@@ -92,8 +97,10 @@ type ReplayJob struct {
 	// window, extrapolated from its first 10,000 events (the fraction of
 	// them that matched, times the number of events in the window
 	// estimated from their rate), so it drifts when the event rate or mix
-	// changes across the window. Matched is the exact count as the job
-	// runs.
+	// changes across the window. With several partitions the 10,000 are
+	// shared among the partitions (what one does not use goes to the
+	// others) and each partition's part is extrapolated from its own
+	// sample. Matched is the exact count as the job runs.
 	EstimatedEvents int64 `json:"estimatedEvents"`
 	// Scanned counts main stream entries read, Matched those that matched
 	// the filters, Written the copies written to the replay stream, Errors
@@ -104,8 +111,14 @@ type ReplayJob struct {
 	Matched int64 `json:"matched"`
 	Written int64 `json:"written"`
 	Errors  int64 `json:"errors"`
-	// Cursor is the last main stream id the job has read.
+	// Cursor is the last main stream id the job has read (with several
+	// partitions: in the partition it is reading).
 	Cursor string `json:"cursor,omitempty"`
+	// Cursors, for a job over several partitions only, maps each main
+	// stream the job reads (the partitions that had events in the window
+	// when it started) to its cursor: "" before its first page, the
+	// window's last id once it is done.
+	Cursors map[string]string `json:"cursors,omitempty"`
 	// CancelRequested is set once a cancel was asked for a job still
 	// running: its runner stops it within a second.
 	CancelRequested bool `json:"cancelRequested,omitempty"`
@@ -195,6 +208,18 @@ func (in *Inspector) StartReplay(ctx context.Context, scope Scope, actor Actor, 
 		rdb.ReplayFieldCursor: "", rdb.ReplayFieldStart: win.start, rdb.ReplayFieldEnd: win.end,
 		rdb.ReplayFieldEstimated: strconv.FormatInt(win.estimate, 10),
 		rdb.ReplayFieldBy:        actor.Subject, rdb.ReplayFieldByTenant: actor.TenantID, rdb.ReplayFieldCreated: ms(now),
+	}
+	if win.streams != nil { // several partitions: a cursor per stream
+		streams, err := json.Marshal(win.streams)
+		if err != nil {
+			return ReplayJob{}, wrapOp("start replay", err)
+		}
+		fields[rdb.ReplayFieldStreams] = string(streams)
+		job.Cursors = make(map[string]string, len(win.streams))
+		for i, st := range win.streams {
+			fields[rdb.ReplayCursorField(i)] = ""
+			job.Cursors[st] = ""
+		}
 	}
 	rec, err := auditRecord(AuditEntry{
 		At: now, Subject: actor.Subject, TenantID: actor.TenantID, Role: actor.Role, Action: auditReplayStart,
@@ -295,24 +320,67 @@ func (in *Inspector) replayHandlers(ctx context.Context, named []string) ([]stri
 type replayWin struct {
 	start, end string
 	estimate   int64
+	// streams: with several partitions, the main streams that hold
+	// entries of the window, in the order the job reads them; nil with
+	// one partition (the job reads the main stream).
+	streams []string
 }
 
-// replayWindow checks that the window holds events of the main stream and
-// estimates how many match (see ReplayJob.EstimatedEvents).
+// replaySample is what the estimate read of one partition's window.
+type replaySample struct {
+	stream      string
+	first, last string // the stream's ends
+	length      int64
+	pos         string // where the next read starts
+	read        int64
+	matched     int64
+	firstRead   string
+	lastRead    string
+	exhausted   bool // the window's entries of this stream were all read
+}
+
+// replayWindow checks that the window holds events of the main stream
+// (every partition's) and estimates how many match (see
+// ReplayJob.EstimatedEvents).
 func (in *Inspector) replayWindow(ctx context.Context, scope Scope, req ReplayRequest, now time.Time) (replayWin, error) {
 	b := in.b
-	main := b.rdb.Keys().Main()
-	first, last, length, err := b.rdb.StreamEnds(ctx, main)
-	if err != nil {
-		return replayWin{}, wrapOp("start replay", err)
+	keys := b.rdb.Keys()
+	parts := keys.Partitions()
+	samples := make([]*replaySample, parts)
+	var first, last string
+	for p := range parts {
+		s := &replaySample{stream: keys.Partition(p).Main()}
+		var err error
+		if s.first, s.last, s.length, err = b.rdb.StreamEnds(ctx, s.stream); err != nil {
+			return replayWin{}, wrapOp("start replay", err)
+		}
+		samples[p] = s
+		if s.first == "" {
+			continue
+		}
+		if first == "" || rdb.CompareIDs(s.first, first) < 0 {
+			first = s.first
+		}
+		if last == "" || rdb.CompareIDs(s.last, last) > 0 {
+			last = s.last
+		}
+	}
+	what, holds, firstOf, lastOf := "the main stream", "holds", "the main stream's first entry", "the main stream's last entry"
+	if parts > 1 {
+		what, holds = fmt.Sprintf("the main streams (%d partitions)", parts), "hold"
+		firstOf, lastOf = "the first entry of "+what, "the last entry of "+what
 	}
 	if first == "" {
-		return replayWin{}, &ReplayError{Field: "from", Reason: "the main stream is empty: there is nothing to replay"}
+		empty := "is empty"
+		if parts > 1 {
+			empty = "are empty"
+		}
+		return replayWin{}, &ReplayError{Field: "from", Reason: what + " " + empty + ": there is nothing to replay"}
 	}
-	holds := func() string {
+	holdsText := func() string {
 		ft, _ := rdb.IDTime(first)
 		lt, _ := rdb.IDTime(last)
-		return fmt.Sprintf("the main stream holds %s to %s", ft.Format(TimestampLayout), lt.Format(TimestampLayout))
+		return fmt.Sprintf("%s %s %s to %s", what, holds, ft.Format(TimestampLayout), lt.Format(TimestampLayout))
 	}
 	to := req.To
 	if to.After(now) {
@@ -321,49 +389,35 @@ func (in *Inspector) replayWindow(ctx context.Context, scope Scope, req ReplayRe
 	win := replayWin{start: rdb.FirstIDAt(req.From), end: rdb.LastIDAt(to)}
 	switch {
 	case rdb.CompareIDs(win.end, first) < 0:
-		return replayWin{}, &ReplayError{Field: "from", Reason: "the window ends before the main stream's first entry (older events are past its retention): " + holds()}
+		return replayWin{}, &ReplayError{Field: "from", Reason: "the window ends before " + firstOf + " (older events are past its retention): " + holdsText()}
 	case rdb.CompareIDs(win.start, last) > 0:
-		return replayWin{}, &ReplayError{Field: "to", Reason: "the window starts after the main stream's last entry: " + holds()}
+		return replayWin{}, &ReplayError{Field: "to", Reason: "the window starts after " + lastOf + ": " + holdsText()}
 	}
-	f := replayFilter{types: req.Types, tenant: req.TenantID, maxSize: b.cfg.MaxEventSize}
+	var active []*replaySample
+	for _, s := range samples {
+		s.pos = win.start
+		if s.first == "" || rdb.CompareIDs(win.end, s.first) < 0 || rdb.CompareIDs(win.start, s.last) > 0 {
+			s.exhausted = true // nothing of the window
+			continue
+		}
+		active = append(active, s)
+	}
+	if err := in.sampleWindow(ctx, req, win.end, active); err != nil {
+		return replayWin{}, err
+	}
 	var read, matched int64
-	var firstRead, lastRead string
-	start := win.start
-	exhausted := false
-	for read < replayExactMax {
-		n := min(replayEstimateChunk, replayExactMax-read)
-		msgs, err := b.rdb.Range(ctx, main, start, win.end, n)
-		if err != nil {
-			return replayWin{}, wrapOp("start replay", err)
+	exhausted := true
+	for _, s := range samples {
+		read += s.read
+		matched += s.matched
+		exhausted = exhausted && s.exhausted
+		if parts > 1 && s.read > 0 {
+			win.streams = append(win.streams, s.stream)
 		}
-		for _, m := range msgs {
-			if firstRead == "" {
-				firstRead = m.ID
-			}
-			if ok, _ := f.match(m); ok {
-				matched++
-			}
-		}
-		read += int64(len(msgs))
-		if len(msgs) > 0 {
-			lastRead = msgs[len(msgs)-1].ID
-			start = rdb.After(lastRead)
-		}
-		if int64(len(msgs)) < n {
-			exhausted = true
-			break
-		}
-	}
-	if !exhausted { // is there anything after the sample?
-		more, err := b.rdb.Range(ctx, main, start, win.end, 1)
-		if err != nil {
-			return replayWin{}, wrapOp("start replay", err)
-		}
-		exhausted = len(more) == 0
 	}
 	switch {
 	case read == 0:
-		return replayWin{}, &ReplayError{Field: "from", Reason: "no event in the window: " + holds()}
+		return replayWin{}, &ReplayError{Field: "from", Reason: "no event in the window: " + holdsText()}
 	case exhausted && matched == 0:
 		who := "events"
 		if !scope.All() || req.TenantID != "" {
@@ -374,21 +428,85 @@ func (in *Inspector) replayWindow(ctx context.Context, scope Scope, req ReplayRe
 		win.estimate = matched
 		return win, nil
 	}
-	// Extrapolate: the sample's entries per millisecond over the rest of
-	// the window (up to the stream's last entry), at most the stream's
-	// length.
-	t0, _ := rdb.IDTime(firstRead)
-	t1, _ := rdb.IDTime(lastRead)
-	tEnd, _ := rdb.IDTime(last)
-	if end, _ := rdb.IDTime(win.end); end.Before(tEnd) {
-		tEnd = end
+	// Extrapolate each partition whose window was not read to its end:
+	// the sample's entries per millisecond over the rest of the window (up
+	// to the stream's last entry), at most the stream's length, times the
+	// sample's share of matches.
+	var estimate float64
+	for _, s := range samples {
+		if s.exhausted || s.read == 0 {
+			estimate += float64(s.matched)
+			continue
+		}
+		t0, _ := rdb.IDTime(s.firstRead)
+		t1, _ := rdb.IDTime(s.lastRead)
+		tEnd, _ := rdb.IDTime(s.last)
+		if end, _ := rdb.IDTime(win.end); end.Before(tEnd) {
+			tEnd = end
+		}
+		span := float64(t1.Sub(t0).Milliseconds() + 1)
+		rest := float64(max(0, tEnd.Sub(t1).Milliseconds()))
+		entries := float64(s.read) + float64(s.read)/span*rest
+		entries = min(entries, float64(s.length))
+		estimate += float64(s.matched) / float64(s.read) * entries
 	}
-	span := float64(t1.Sub(t0).Milliseconds() + 1)
-	rest := float64(max(0, tEnd.Sub(t1).Milliseconds()))
-	entries := float64(read) + float64(read)/span*rest
-	entries = min(entries, float64(length))
-	win.estimate = int64(math.Round(float64(matched) / float64(read) * entries))
+	win.estimate = int64(math.Round(estimate))
 	return win, nil
+}
+
+// sampleWindow reads the first entries of the window (up to end) of each
+// stream of active, replayExactMax in all, in chunks of at most
+// replayEstimateChunk: each round shares what is left among the streams
+// not yet read to their end, so that the sample is exact whenever the
+// whole window holds at most replayExactMax entries. It counts the
+// entries read and those matching req in each sample.
+func (in *Inspector) sampleWindow(ctx context.Context, req ReplayRequest, end string, active []*replaySample) error {
+	b := in.b
+	f := replayFilter{types: req.Types, tenant: req.TenantID, maxSize: b.cfg.MaxEventSize}
+	budget := int64(replayExactMax)
+	for budget > 0 && len(active) > 0 {
+		share := max(1, budget/int64(len(active)))
+		next := active[:0:0]
+		for _, s := range active {
+			n := min(replayEstimateChunk, share, budget)
+			if n <= 0 {
+				next = append(next, s)
+				continue
+			}
+			msgs, err := b.rdb.Range(ctx, s.stream, s.pos, end, n)
+			if err != nil {
+				return wrapOp("start replay", err)
+			}
+			for _, m := range msgs {
+				if s.firstRead == "" {
+					s.firstRead = m.ID
+				}
+				if ok, _ := f.match(m); ok {
+					s.matched++
+				}
+			}
+			s.read += int64(len(msgs))
+			budget -= int64(len(msgs))
+			if len(msgs) > 0 {
+				s.lastRead = msgs[len(msgs)-1].ID
+				s.pos = rdb.After(s.lastRead)
+			}
+			if int64(len(msgs)) < n {
+				s.exhausted = true
+				continue
+			}
+			next = append(next, s)
+		}
+		active = next
+	}
+	for _, s := range active { // is there anything after the sample?
+		more, err := b.rdb.Range(ctx, s.stream, s.pos, end, 1)
+		if err != nil {
+			return wrapOp("start replay", err)
+		}
+		s.exhausted = len(more) == 0
+	}
+	return nil
 }
 
 // Replay returns job id in scope; ErrNotFound when it does not exist or
@@ -589,8 +707,71 @@ func replayJobOf(id string, h map[string]string) ReplayJob {
 	if h[rdb.ReplayFieldCancel] == "1" && (j.Status == ReplayPending || j.Status == ReplayRunning) {
 		j.CancelRequested = true
 	}
+	streams, fields, err := replayStreamsOf(h)
+	switch {
+	case err != nil:
+		if j.Error == "" {
+			j.Error = err.Error()
+		}
+	case fields != nil: // several partitions
+		j.Cursors = make(map[string]string, len(streams))
+		cursors := make([]string, len(streams))
+		j.Cursor = ""
+		for i, st := range streams {
+			cursors[i] = h[fields[i]]
+			j.Cursors[st] = cursors[i]
+			if j.Cursor == "" && cursors[i] != h[rdb.ReplayFieldEnd] {
+				j.Cursor = cursors[i] // the stream being read
+			}
+		}
+		if j.Cursor == "" { // every stream done
+			j.Cursor = cursors[len(cursors)-1]
+		}
+		j.Progress = replayProgressOf(j.Status, h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd], cursors)
+		return j
+	}
 	j.Progress = replayProgress(j.Status, h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd], j.Cursor)
 	return j
+}
+
+// replayStreamsOf returns the streams job hash h reads and, for a job
+// over several partitions, the field of each one's cursor (nil fields: a
+// job of one partition, whose one cursor is rdb.ReplayFieldCursor and
+// whose stream is the main stream: streams is nil too).
+func replayStreamsOf(h map[string]string) (streams, fields []string, err error) {
+	raw, ok := h[rdb.ReplayFieldStreams]
+	if !ok {
+		return nil, nil, nil
+	}
+	if err := json.Unmarshal([]byte(raw), &streams); err != nil || len(streams) == 0 {
+		return nil, nil, fmt.Errorf("unreadable list of streams %q", raw)
+	}
+	fields = make([]string, len(streams))
+	for i := range streams {
+		fields[i] = rdb.ReplayCursorField(i)
+	}
+	return streams, fields, nil
+}
+
+// replayProgressOf is replayProgress of a job over several streams: the
+// mean of each stream's progress (a stream done counts 100), 100 only
+// once completed.
+func replayProgressOf(status, start, end string, cursors []string) int {
+	if status == ReplayCompleted {
+		return 100
+	}
+	if len(cursors) == 0 {
+		return 0
+	}
+	sum := 0
+	for _, c := range cursors {
+		if c == end {
+			sum += 100
+			continue
+		}
+		sum += replayProgress(ReplayRunning, start, end, c)
+	}
+	return min(sum/len(cursors), 99)
 }
 
 // replayProgress is how far the cursor is through the window, 0 to 100

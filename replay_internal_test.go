@@ -79,3 +79,23 @@ func TestReplayProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayProgressOfPartitions(t *testing.T) {
+	const start, end = "1000-0", "1999-18446744073709551615"
+	for _, tc := range []struct {
+		status  string
+		cursors []string
+		want    int
+	}{
+		{ReplayRunning, []string{"", "", ""}, 0},
+		{ReplayRunning, []string{end, "", ""}, 33},
+		{ReplayRunning, []string{end, "1500-0", ""}, 50},
+		{ReplayRunning, []string{end, end, end}, 99},
+		{ReplayCompleted, []string{end, "1500-0", ""}, 100},
+		{ReplayRunning, nil, 0},
+	} {
+		if got := replayProgressOf(tc.status, start, end, tc.cursors); got != tc.want {
+			t.Errorf("%s at %q: %d, want %d", tc.status, tc.cursors, got, tc.want)
+		}
+	}
+}

@@ -153,9 +153,16 @@ type replayExec struct {
 	filter replayFilter
 	info   ReplayInfo
 	req    ReplayRequest
-	cursor string // the job's saved cursor
-	start  string // the window's first id
-	end    string // the window's last id
+	// streams are the main streams the job reads, in order, fields the
+	// job's field holding each one's cursor and cursors the saved
+	// cursors; multi: a job over several partitions (a stream whose
+	// cursor is end is done), else one stream with rdb.ReplayFieldCursor.
+	streams []string
+	fields  []string
+	cursors []string
+	multi   bool
+	start   string // the window's first id
+	end     string // the window's last id
 	// cancel is closed by the lease keeper when a cancel is requested.
 	cancel     chan struct{}
 	cancelOnce sync.Once
@@ -195,7 +202,7 @@ func (r *replayRunner) runJob(ctx context.Context, id, token string) {
 		}
 		return
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "replay job running", slog.String("cursor", x.cursor))
+	log.LogAttrs(ctx, slog.LevelInfo, "replay job running", slog.Any("cursors", x.cursors), slog.Int("streams", len(x.streams)))
 	x.loop(jobCtx)
 }
 
@@ -248,9 +255,27 @@ func (x *replayExec) load(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(h[rdb.ReplayFieldRequest]), &x.req); err != nil {
 		return fmt.Errorf("unreadable request: %v", err)
 	}
-	x.cursor, x.start, x.end = h[rdb.ReplayFieldCursor], h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd]
-	if !rdb.ValidID(x.start) || !rdb.ValidID(x.end) || x.cursor != "" && !rdb.ValidID(x.cursor) {
-		return fmt.Errorf("unreadable window %q to %q (cursor %q)", x.start, x.end, x.cursor)
+	x.start, x.end = h[rdb.ReplayFieldStart], h[rdb.ReplayFieldEnd]
+	streams, fields, err := replayStreamsOf(h)
+	if err != nil {
+		return err
+	}
+	x.multi = fields != nil
+	if !x.multi { // one partition: the main stream
+		streams, fields = []string{b.rdb.Keys().Main()}, []string{rdb.ReplayFieldCursor}
+	}
+	x.streams, x.fields = streams, fields
+	x.cursors = make([]string, len(fields))
+	for i, f := range fields {
+		x.cursors[i] = h[f]
+	}
+	if !rdb.ValidID(x.start) || !rdb.ValidID(x.end) {
+		return fmt.Errorf("unreadable window %q to %q", x.start, x.end)
+	}
+	for _, c := range x.cursors {
+		if c != "" && !rdb.ValidID(c) {
+			return fmt.Errorf("unreadable cursor %q", c)
+		}
 	}
 	x.filter = replayFilter{types: x.req.Types, tenant: x.req.TenantID, maxSize: b.cfg.MaxEventSize}
 	x.info = ReplayInfo{JobID: x.id, Group: h[rdb.ReplayFieldGroup], Handlers: x.req.Handlers}
@@ -282,14 +307,15 @@ func (x *replayExec) retry(ctx context.Context, op func() error) error {
 	}
 }
 
-// loop copies page after page until the job ends or ctx ends.
+// loop copies page after page until the job ends or ctx ends: the
+// streams one after the other, each from its cursor in stream order.
 func (x *replayExec) loop(ctx context.Context) {
 	b := x.r.b
-	main := b.rdb.Keys().Main()
 	count := int64(replayPageSize)
 	if x.req.Rate > 0 {
 		count = int64(max(1, min(replayPageSize, x.req.Rate)))
 	}
+	part := 0
 	for {
 		select {
 		case <-x.cancel:
@@ -300,13 +326,18 @@ func (x *replayExec) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// A stream done (its cursor at the window's end) is skipped; the
+		// last stream is read even then (its page ends the job).
+		for x.multi && part < len(x.streams)-1 && x.cursors[part] == x.end {
+			part++
+		}
 		from := x.start
-		if x.cursor != "" {
-			from = rdb.After(x.cursor)
+		if c := x.cursors[part]; c != "" {
+			from = rdb.After(c)
 		}
 		var msgs []redis.XMessage
 		err := x.retry(ctx, func() (err error) {
-			msgs, err = b.rdb.Range(ctx, main, from, x.end, count)
+			msgs, err = b.rdb.Range(ctx, x.streams[part], from, x.end, count)
 			return err
 		})
 		if err != nil {
@@ -315,13 +346,13 @@ func (x *replayExec) loop(ctx context.Context) {
 			}
 			return
 		}
-		page := x.page(msgs, count)
+		page := x.page(part, msgs, count)
 		if !x.req.DryRun && !x.pace.wait(ctx, x.cancel, len(page.Copies)) {
 			continue // cancelled (handled above) or stopping
 		}
 		page.MinID = rdb.MinIDFor(time.Now(), b.cfg.Retention.Replay)
 		page.Keep = b.cfg.ReplayJobRetention
-		done, ok := x.write(ctx, page)
+		done, ok := x.write(ctx, part, page)
 		if !ok {
 			return
 		}
@@ -332,9 +363,13 @@ func (x *replayExec) loop(ctx context.Context) {
 	}
 }
 
-// page builds the page of copies of msgs (read with COUNT count).
-func (x *replayExec) page(msgs []redis.XMessage, count int64) rdb.ReplayPage {
-	p := rdb.ReplayPage{ID: x.id, Token: x.token, From: x.cursor, To: x.cursor}
+// page builds the page of copies of msgs (read with COUNT count from
+// stream part). The page that reads a stream to the window's end is the
+// job's last when the stream is its last; in a job over several
+// partitions it moves the stream's cursor to the window's end (done).
+func (x *replayExec) page(part int, msgs []redis.XMessage, count int64) rdb.ReplayPage {
+	cur := x.cursors[part]
+	p := rdb.ReplayPage{ID: x.id, Token: x.token, Cursor: x.fields[part], From: cur, To: cur}
 	size := 0
 	cut := false
 	for _, m := range msgs {
@@ -363,14 +398,18 @@ func (x *replayExec) page(msgs []redis.XMessage, count int64) rdb.ReplayPage {
 			break
 		}
 	}
-	p.Last = !cut && int64(len(msgs)) < count
+	streamDone := !cut && int64(len(msgs)) < count
+	if streamDone && x.multi {
+		p.To = x.end
+	}
+	p.Last = streamDone && part == len(x.streams)-1
 	return p
 }
 
-// write writes page p. done reports that the job completed; ok false
-// that this runner must stop (the job ended, or is another runner's, or
-// ctx ended).
-func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool) {
+// write writes page p of stream part. done reports that the job
+// completed; ok false that this runner must stop (the job ended, or is
+// another runner's, or ctx ended).
+func (x *replayExec) write(ctx context.Context, part int, p rdb.ReplayPage) (done, ok bool) {
 	b := x.r.b
 	written := 0
 	err := x.retry(ctx, func() error {
@@ -386,7 +425,7 @@ func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool
 	switch {
 	case err == nil:
 		b.met.replayed(written)
-		x.cursor = p.To
+		x.cursors[part] = p.To
 		if p.Last {
 			x.ended.Store(true)
 		}
@@ -399,9 +438,9 @@ func (x *replayExec) write(ctx context.Context, p rdb.ReplayPage) (done, ok bool
 		// when the saved cursor is the page's end; else another runner
 		// wrote the job: stop.
 		h, rerr := b.rdb.ReplayJob(ctx, x.id)
-		if st := h[rdb.ReplayFieldStatus]; rerr == nil && h[rdb.ReplayFieldCursor] == p.To && (st == ReplayRunning || st == ReplayCompleted) {
+		if st := h[rdb.ReplayFieldStatus]; rerr == nil && h[x.fields[part]] == p.To && (st == ReplayRunning || st == ReplayCompleted) {
 			b.met.replayed(len(p.Copies)) // written by the earlier send
-			x.cursor = p.To
+			x.cursors[part] = p.To
 			if st == ReplayCompleted {
 				x.ended.Store(true)
 			}

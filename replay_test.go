@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -660,14 +661,15 @@ func TestReplayResumesAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// replayChild runs a Bus (and so a replay runner) on W_PREFIX, to be
-// killed.
+// replayChild runs a Bus (and so a replay runner) on W_PREFIX, with
+// W_PARTITIONS partitions (none: the default), to be killed.
 func replayChild(t *testing.T) {
 	opt, err := redis.ParseURL(os.Getenv("W_REDIS"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := eventbus.New(eventbus.Config{Redis: redis.NewClient(opt), Prefix: os.Getenv("W_PREFIX"), Consumer: "runner", ReplayLease: time.Second})
+	parts, _ := strconv.Atoi(os.Getenv("W_PARTITIONS")) // 0: the default
+	b, err := eventbus.New(eventbus.Config{Redis: redis.NewClient(opt), Prefix: os.Getenv("W_PREFIX"), Consumer: "runner", ReplayLease: time.Second, Partitions: parts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,16 +682,30 @@ func replayChild(t *testing.T) {
 // iteration replays 20,000 events (one runner, one job). The job's times
 // are in milliseconds: run it with enough events per job.
 func BenchmarkReplay(b *testing.B) {
-	ctx := context.Background()
 	c, prefix := redistest.Shared(b)
 	const n = 20000
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	seedMain(b, c, prefix, base, n, replayEvent, nil)
+	benchReplay(b, c, prefix, 1, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n - 1)})
+}
+
+// BenchmarkReplayPartitions is BenchmarkReplay over 8 partitions: 20,007
+// events, 2,223 in each of the 9 main streams.
+func BenchmarkReplayPartitions(b *testing.B) {
+	c, prefix := redistest.Shared(b)
+	const n = 20007
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	seedPartitions(b, c, rdb.NewPartitionedKeys(prefix, false, 8, 0), base, n, replayEvent)
+	benchReplay(b, c, prefix, 8, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n/9 - 1)})
+}
+
+// benchReplay runs req on a bus of parts partitions once per iteration.
+func benchReplay(b *testing.B, c redis.UniversalClient, prefix string, parts int, req eventbus.ReplayRequest) {
+	ctx := context.Background()
 	fakeConsumer(b, c, prefix, eventbus.DefaultGroup, "h1")
-	bus := newBus(b, c, prefix, nil)
+	bus := newBus(b, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = parts })
 	runBus(b, bus)
 	in := bus.Inspector()
-	req := eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + n - 1)}
 	b.ReportAllocs()
 	var copies int64
 	var took, running time.Duration
@@ -844,4 +860,473 @@ return #copies
 		t.Fatalf("job %+v, want completed with %d copies", got, n)
 	}
 	checkCopiesOnce(t, c, prefix, n)
+}
+
+// seedPartitions writes n entries round-robin to every partition of k
+// (the shared one included) with explicit ids: entry i goes to partition
+// i % k.Partitions() at id "<base + i/k.Partitions()>-0", so that the
+// partitions share their stream ids. Entry i is ev(i) with id e<i>. It
+// returns the partition of each entry.
+func seedPartitions(t testing.TB, c redis.UniversalClient, k rdb.Keys, base int64, n int, ev func(i int) eventbus.Event) []int {
+	t.Helper()
+	ctx := context.Background()
+	parts := k.Partitions()
+	out := make([]int, n)
+	pipe := c.Pipeline()
+	for i := range n {
+		e := ev(i)
+		e.ID = fmt.Sprintf("e%d", i)
+		ms := base + int64(i/parts)
+		e.Timestamp = time.UnixMilli(ms)
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = i % parts
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: k.Partition(out[i]).Main(), ID: fmt.Sprintf("%d-0", ms), Values: []any{rdb.FieldEvent, b}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// replayCopies counts the copies of job in stream replay by event id,
+// and fails on a copy of another job or one without replay info.
+func replayCopies(t testing.TB, c redis.UniversalClient, replay, job string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for _, m := range c.XRange(context.Background(), replay, "-", "+").Val() {
+		raw, _ := m.Values[rdb.FieldEvent].(string)
+		ev, err := eventbus.DecodeEvent([]byte(raw), 0)
+		if err != nil || ev.Replay == nil || ev.Replay.JobID != job {
+			t.Fatalf("copy %s: %+v %v", m.ID, ev, err)
+		}
+		seen[ev.ID]++
+	}
+	return seen
+}
+
+// checkCopies fails unless copies holds each of want exactly once and
+// nothing else.
+func checkCopies(t testing.TB, copies map[string]int, want map[string]bool) {
+	t.Helper()
+	for id := range want {
+		if copies[id] != 1 {
+			t.Errorf("event %s copied %d times, want once", id, copies[id])
+		}
+	}
+	for id, n := range copies {
+		if !want[id] {
+			t.Errorf("event %s copied %d times, want never (it does not match)", id, n)
+		}
+	}
+}
+
+// Replay over 8 partitions (9 with the shared one), on a single node and
+// on a 3-master Redis Cluster: events published to every partition and
+// legacy events in the shared main stream; a window filtered by type
+// replays exactly the matching events, once each, from every partition,
+// to the one handler named; counters and estimate exact, a cursor per
+// partition, each at the window's end once completed.
+func TestReplayPartitions(t *testing.T) {
+	for _, l := range partitionLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			ctx := context.Background()
+			b, c, k := partitionedBus(t, l, nil)
+			var mu sync.Mutex
+			ran := map[string]int{}
+			var problems []string
+			cons := fastConsumer(t, b, nil)
+			mustHandle(t, cons, "h1", "*", func(ctx context.Context, ev eventbus.Event) error {
+				if ev.Replay == nil {
+					return nil // the original
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ran[ev.ID]++
+				if d, _ := eventbus.DeliveryFromContext(ctx); d.Replay != ev.Replay.JobID || !strings.Contains(string(ev.Data), `"__replay":true`) {
+					problems = append(problems, fmt.Sprintf("copy %s: delivery %+v data %s", ev.ID, d, ev.Data))
+				}
+				return nil
+			})
+			mustHandle(t, cons, "h2", "*", func(_ context.Context, ev eventbus.Event) error {
+				if ev.Replay != nil {
+					mu.Lock()
+					problems = append(problems, "h2 ran copy "+ev.ID)
+					mu.Unlock()
+				}
+				return nil
+			})
+			runConsumer(t, cons)
+			in := b.Inspector()
+			waitFor(t, 30*time.Second, "the consumer registered", func() bool {
+				cs, err := in.Consumers(ctx)
+				return err == nil && len(cs) == 1
+			})
+
+			from := time.Now().Add(-time.Millisecond)
+			want := map[string]bool{}
+			total := 0
+			// Legacy events: in the shared (un-partitioned) main stream.
+			for i := range 30 {
+				ev := replayEvent(i)
+				ev.ID, ev.Timestamp = fmt.Sprintf("legacy%d", i), time.Now()
+				raw, _ := json.Marshal(ev)
+				if err := c.XAdd(ctx, &redis.XAddArgs{Stream: k.Main(), Values: []any{rdb.FieldEvent, raw}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+				total++
+				want[ev.ID] = strings.HasPrefix(ev.Type, "order.")
+			}
+			// 400 events of 40 tenants, published in batches (split per
+			// partition).
+			var batch []eventbus.Event
+			for i := range 400 {
+				ev := replayEvent(i)
+				ev.TenantID = fmt.Sprintf("t%02d", i%40)
+				batch = append(batch, ev)
+				if len(batch) == 100 {
+					res, err := b.PublishBatch(ctx, batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for j, r := range res {
+						want[r.ID] = strings.HasPrefix(batch[j].Type, "order.")
+					}
+					total += len(batch)
+					batch = nil
+				}
+			}
+			to := time.Now().Add(time.Millisecond)
+			for id, ok := range want {
+				if !ok {
+					delete(want, id)
+				}
+			}
+			// The partitions holding matching events.
+			holding := map[int]bool{}
+			for p := range k.Partitions() {
+				for _, m := range c.XRange(ctx, k.Partition(p).Main(), "-", "+").Val() {
+					var ev eventbus.Event
+					if json.Unmarshal([]byte(m.Values[rdb.FieldEvent].(string)), &ev) == nil && want[ev.ID] {
+						holding[p] = true
+					}
+				}
+			}
+			if len(holding) < 5 || !holding[k.SharedPartition()] {
+				t.Fatalf("matching events in partitions %v only: want most partitions and the shared one", holding)
+			}
+
+			job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+				From: from, To: to, Types: []string{"order.*"}, Handlers: []string{"h1"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if job.EstimatedEvents != int64(len(want)) || len(job.Cursors) < len(holding) {
+				t.Fatalf("started %+v: want the exact estimate %d and a cursor per partition", job, len(want))
+			}
+			runBus(t, b)
+			job = waitJob(t, in, job.ID, 60*time.Second, "the job to end", ended)
+			if job.Status != eventbus.ReplayCompleted || job.Progress != 100 || job.Scanned != int64(total) ||
+				job.Matched != int64(len(want)) || job.Written != int64(len(want)) || job.Errors != 0 {
+				t.Fatalf("job %+v: want completed, scanned %d, matched and written %d", job, total, len(want))
+			}
+			for p := range holding {
+				if cur, ok := job.Cursors[k.Partition(p).Main()]; !ok || cur != rdb.LastIDAt(to) {
+					t.Errorf("partition %d's cursor %q (present %v), want the window's end %s", p, cur, ok, rdb.LastIDAt(to))
+				}
+			}
+			checkCopies(t, replayCopies(t, c, k.Replay(), job.ID), want)
+			waitFor(t, 30*time.Second, "h1 ran every copy", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(ran) >= len(want)
+			})
+			mu.Lock()
+			checkCopies(t, ran, want)
+			if len(problems) > 0 {
+				t.Errorf("%d problems, first: %s", len(problems), problems[0])
+			}
+			mu.Unlock()
+		})
+	}
+}
+
+// A replay over 8 partitions whose runner stops mid-job (its bus's
+// context cancelled: the lease is released) resumes in another bus from
+// each partition's cursor: every matching event copied exactly once.
+func TestReplayPartitionsResume(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := layoutClient(t, partitionLayouts[0])
+	k := rdb.NewPartitionedKeys(prefix, false, 8, 0)
+	const n = 2700 // 300 per partition
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	seedPartitions(t, c, k, base, n, replayEvent)
+	want := map[string]bool{}
+	for i := range n {
+		if strings.HasPrefix(replayEvent(i).Type, "order.") {
+			want[fmt.Sprintf("e%d", i)] = true
+		}
+	}
+	fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+	bus := func() *eventbus.Bus {
+		return fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions, cfg.ReplayLease = 8, time.Second })
+	}
+	a := bus()
+	in := a.Inspector()
+	job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+		From: time.UnixMilli(base), To: time.UnixMilli(base + n/9 - 1), Types: []string{"order.*"}, Rate: 600,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.EstimatedEvents != int64(len(want)) || len(job.Cursors) != 9 {
+		t.Fatalf("started %+v: want estimate %d and 9 cursors", job, len(want))
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if err := a.Run(runCtx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { stop(); <-stopped })
+	end := rdb.LastIDAt(time.UnixMilli(base + n/9 - 1))
+	waitJob(t, in, job.ID, 30*time.Second, "two partitions done and a third part-way", func(j eventbus.ReplayJob) bool {
+		done, partWay := 0, 0
+		for _, cur := range j.Cursors {
+			switch cur {
+			case end:
+				done++
+			case "":
+			default:
+				partWay++
+			}
+		}
+		return done >= 2 && partWay == 1
+	})
+	stop()
+	<-stopped
+	mid, err := in.Replay(ctx, eventbus.AllTenants(), job.ID)
+	if err != nil || mid.Status != eventbus.ReplayRunning || mid.Written >= int64(len(want)) || mid.Progress >= 99 {
+		t.Fatalf("after the stop: %+v %v, want running part-way", mid, err)
+	}
+	t.Logf("stopped at %d of %d copies, progress %d %%, cursors %v", mid.Written, len(want), mid.Progress, mid.Cursors)
+
+	runBus(t, bus())
+	got := waitJob(t, in, job.ID, 60*time.Second, "the job to end", ended)
+	if got.Status != eventbus.ReplayCompleted || got.Scanned != n || got.Matched != int64(len(want)) || got.Written != int64(len(want)) {
+		t.Fatalf("job %+v, want completed: scanned %d, %d written", got, n, len(want))
+	}
+	checkCopies(t, replayCopies(t, c, k.Replay(), job.ID), want)
+}
+
+// TestReplayPartitionsResumeAfterSIGKILL: TestReplayResumesAfterSIGKILL
+// over 8 partitions: the runner's lease is lost (its process killed), not
+// released; another bus takes the job over once the lease expires.
+func TestReplayPartitionsResumeAfterSIGKILL(t *testing.T) {
+	if os.Getenv(replayChildEnv) == "1" {
+		replayChild(t)
+		return
+	}
+	if testing.Short() {
+		t.Skip("kills a runner process: slow; run without -short")
+	}
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	k := rdb.NewPartitionedKeys(prefix, false, 8, 0)
+	const n = 2700
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	seedPartitions(t, c, k, base, n, replayEvent)
+	want := map[string]bool{}
+	for i := range n {
+		if strings.HasPrefix(replayEvent(i).Type, "order.") {
+			want[fmt.Sprintf("e%d", i)] = true
+		}
+	}
+	fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+	in := newBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector()
+	job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+		From: time.UnixMilli(base), To: time.UnixMilli(base + n/9 - 1), Types: []string{"order.*"}, Rate: 400,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReplayPartitionsResumeAfterSIGKILL$")
+	cmd.Env = append(os.Environ(), replayChildEnv+"=1", "W_REDIS="+sharedURL(), "W_PREFIX="+prefix, "W_PARTITIONS=8")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	waitFor(t, 60*time.Second, "the child to write copies", func() bool { return c.XLen(ctx, k.Replay()).Val() >= 500 })
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	mid, err := in.Replay(ctx, eventbus.AllTenants(), job.ID)
+	if err != nil || mid.Status != eventbus.ReplayRunning || mid.Written >= int64(len(want)) {
+		t.Fatalf("after the kill: %+v %v, want running part-way", mid, err)
+	}
+	t.Logf("killed at %d of %d copies, cursors %v", mid.Written, len(want), mid.Cursors)
+
+	runBus(t, fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions, cfg.ReplayLease = 8, time.Second }))
+	got := waitJob(t, in, job.ID, 60*time.Second, "the job to end", ended)
+	if got.Status != eventbus.ReplayCompleted || got.Scanned != n || got.Matched != int64(len(want)) || got.Written != int64(len(want)) {
+		t.Fatalf("job %+v, want completed: scanned %d, %d written", got, n, len(want))
+	}
+	checkCopies(t, replayCopies(t, c, k.Replay(), job.ID), want)
+}
+
+// StartReplay over 8 partitions: the window is checked against every
+// partition's main stream; the estimate is exact while the whole window
+// holds at most 10,000 events however they are spread, and extrapolated
+// per partition beyond.
+func TestStartReplayPartitionsWindow(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := redistest.Shared(t)
+	k := rdb.NewPartitionedKeys(prefix, false, 8, 0)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	at := func(ms int64) time.Time { return time.UnixMilli(base + ms) }
+	// 100 entries per partition at base+0..99 (partition p holds type
+	// replayTypes[p%3] only), and 8,000 more in partition 3 at
+	// base+100..8099: 8,900 in all.
+	seedPartitions(t, c, k, base, 900, replayEvent)
+	pipe := c.Pipeline()
+	for j := range 8000 {
+		e := replayEvent(j)
+		e.ID, e.Timestamp = fmt.Sprintf("x%d", j), at(100+int64(j))
+		raw, _ := json.Marshal(e)
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: k.Partition(3).Main(), ID: fmt.Sprintf("%d-0", base+100+int64(j)), Values: []any{rdb.FieldEvent, raw}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+	in := newBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector()
+	exact := 0
+	for i := range 900 {
+		if replayEvent(i).Type == "order.paid" {
+			exact++
+		}
+	}
+	for j := range 8000 {
+		if replayEvent(j).Type == "order.paid" {
+			exact++
+		}
+	}
+	job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+		From: at(0), To: at(9000), Types: []string{"order.paid"}, DryRun: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.EstimatedEvents != int64(exact) || len(job.Cursors) != 9 {
+		t.Errorf("estimate %d, want the exact %d; cursors %v, want 9", job.EstimatedEvents, exact, job.Cursors)
+	}
+	// A window holding partition 3's events only: its stream only.
+	job, err = in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{From: at(200), To: at(300), DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := job.Cursors[k.Partition(3).Main()]; !ok || len(job.Cursors) != 1 || job.EstimatedEvents != 101 {
+		t.Errorf("job %+v: want partition 3's stream only, 101 events", job)
+	}
+	for _, tc := range []struct {
+		name          string
+		req           eventbus.ReplayRequest
+		field, reason string
+	}{
+		{"before", eventbus.ReplayRequest{From: at(-5000), To: at(-1)}, "from",
+			"the main streams (9 partitions) hold " + at(0).UTC().Format(eventbus.TimestampLayout) + " to " + at(8099).UTC().Format(eventbus.TimestampLayout)},
+		{"after", eventbus.ReplayRequest{From: at(9000), To: at(9500)}, "to", "the last entry of the main streams"},
+		{"no match", eventbus.ReplayRequest{From: at(0), To: at(9000), Types: []string{"nothing.here"}}, "types", "match the filters"},
+	} {
+		_, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, tc.req)
+		var re *eventbus.ReplayError
+		if !errors.As(err, &re) || re.Field != tc.field || !strings.Contains(re.Reason, tc.reason) {
+			t.Errorf("%s: %v, want a *ReplayError on %s containing %q", tc.name, err, tc.field, tc.reason)
+		}
+	}
+
+	// 27,000 events, 3,000 per partition: the estimate is extrapolated.
+	c2, prefix2 := redistest.Shared(t)
+	k2 := rdb.NewPartitionedKeys(prefix2, false, 8, 0)
+	seedPartitions(t, c2, k2, base, 27000, replayEvent)
+	fakeConsumer(t, c2, prefix2, eventbus.DefaultGroup, "h1")
+	in2 := newBus(t, c2, prefix2, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector()
+	job, err = in2.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{
+		From: at(0), To: at(3000), Types: []string{"order.*"}, TenantID: "t2", DryRun: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact = 0
+	for i := range 27000 {
+		if e := replayEvent(i); strings.HasPrefix(e.Type, "order.") && e.TenantID == "t2" {
+			exact++
+		}
+	}
+	if off := float64(job.EstimatedEvents-int64(exact)) / float64(exact); off > 0.02 || off < -0.02 {
+		t.Errorf("estimate %d for %d matching events: off by %.1f %%", job.EstimatedEvents, exact, 100*off)
+	}
+	// Empty streams.
+	c3, prefix3 := redistest.Shared(t)
+	fakeConsumer(t, c3, prefix3, eventbus.DefaultGroup, "h1")
+	_, err = newBus(t, c3, prefix3, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector().StartReplay(ctx, eventbus.AllTenants(), testActor,
+		eventbus.ReplayRequest{From: at(0), To: at(10)})
+	var re *eventbus.ReplayError
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "are empty") {
+		t.Errorf("empty streams: %v, want a *ReplayError saying they are empty", err)
+	}
+}
+
+// A job keeps the streams it was started with when the partition layout
+// changes: a job of one partition runs on a bus of 8 (that holds the
+// previous layout), and a job of 8 partitions on a bus of one.
+func TestReplayJobsAcrossPartitionLayouts(t *testing.T) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	t.Run("one to eight", func(t *testing.T) {
+		c, prefix := redistest.Shared(t)
+		seedMain(t, c, prefix, base, 500, replayEvent, nil)
+		fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+		in := newBus(t, c, prefix, nil).Inspector()
+		job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + 499)})
+		if err != nil || job.Cursors != nil {
+			t.Fatalf("start: %+v %v, want a job without per-partition cursors", job, err)
+		}
+		runBus(t, fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions, cfg.PreviousPartitions = 8, 1 }))
+		got := waitJob(t, in, job.ID, 30*time.Second, "the job to end", ended)
+		if got.Status != eventbus.ReplayCompleted || got.Written != 500 || got.Cursor != fmt.Sprintf("%d-0", base+499) {
+			t.Fatalf("job %+v, want completed with 500 copies", got)
+		}
+		checkCopiesOnce(t, c, prefix, 500)
+	})
+	t.Run("eight to one", func(t *testing.T) {
+		c, prefix := redistest.Shared(t)
+		k := rdb.NewPartitionedKeys(prefix, false, 8, 0)
+		seedPartitions(t, c, k, base, 900, replayEvent)
+		fakeConsumer(t, c, prefix, eventbus.DefaultGroup, "h1")
+		in := newBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 8 }).Inspector()
+		job, err := in.StartReplay(ctx, eventbus.AllTenants(), testActor, eventbus.ReplayRequest{From: time.UnixMilli(base), To: time.UnixMilli(base + 99)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runBus(t, fastBus(t, c, prefix, nil))
+		got := waitJob(t, in, job.ID, 30*time.Second, "the job to end", ended)
+		if got.Status != eventbus.ReplayCompleted || got.Written != 900 || len(got.Cursors) != 9 {
+			t.Fatalf("job %+v, want completed with 900 copies", got)
+		}
+		want := map[string]bool{}
+		for i := range 900 {
+			want[fmt.Sprintf("e%d", i)] = true
+		}
+		checkCopies(t, replayCopies(t, c, k.Replay(), job.ID), want)
+	})
 }

@@ -19,6 +19,18 @@ import (
 // and a page of copies also checks that the job's cursor is still the
 // one the page was read from, so that a runner that lost its lease (or
 // a reply) writes nothing twice: copies and cursor move together.
+//
+// Partitions: a job started by a bus holding one partition keeps the
+// fields below only (ReplayFieldCursor is its main stream's cursor). A
+// job started by a bus holding several reads the main stream of each
+// partition that had entries in its window, one after the other, each in
+// stream order: ReplayFieldStreams lists them (a JSON array of stream
+// names, so that a runner with another partition layout reads the same
+// streams), and ReplayCursorField(i) holds the cursor of the i-th; a
+// stream whose cursor is the window's last id (ReplayFieldEnd) is done.
+// The streams are read outside the scripts (in a Redis Cluster they lie
+// in other slots than the job); each page's script checks and moves the
+// one cursor its page was read from, in the job's slot.
 
 // Fields of a replay job hash (Keys.ReplayJob).
 const (
@@ -41,7 +53,13 @@ const (
 	ReplayFieldFinished  = "finished"  // ms, set when the job ends
 	ReplayFieldError     = "error"     // why a failed job failed
 	ReplayFieldCancel    = "cancel"    // "1" once a cancel was requested
+	ReplayFieldStreams   = "streams"   // partitioned jobs: the main streams read, JSON array
 )
+
+// ReplayCursorField is the field of a partitioned job holding the cursor
+// of its i-th stream (see ReplayFieldStreams): the last id read, "" before
+// its first page, the window's last id once it is done.
+func ReplayCursorField(i int) string { return ReplayFieldCursor + ":" + strconv.Itoa(i) }
 
 // Replay job states, as stored.
 const (
@@ -140,24 +158,27 @@ return 1
 `)
 
 // writeReplayPage writes one page of a job in one step: only while the
-// token holds the lease (-1), the job's cursor is the page's start (-2)
-// and no cancel is requested (-3), it appends the copies to the replay
-// stream (the first with MINID ~ for the replay retention), moves the
-// cursor, adds to the counters and, for the last page, ends the job as
-// completed. It returns the number of copies written.
+// token holds the lease (-1), the job's cursor (the field the page's
+// stream uses) is the page's start (-2) and no cancel is requested (-3),
+// it appends the copies to the replay stream (the first with MINID ~ for
+// the replay retention), moves the cursor, adds to the counters and, for
+// the last page, ends the job as completed. It returns the number of
+// copies written. The page was read outside the script (its stream may
+// lie in another slot): the cursor check is what makes a stale or
+// repeated page harmless.
 //
 // KEYS[1] job  KEYS[2] lease  KEYS[3] replay stream  KEYS[4] active set
 // ARGV[1] id  ARGV[2] token  ARGV[3] expected cursor  ARGV[4] new cursor
 // ARGV[5] scanned  ARGV[6] matched  ARGV[7] errors  ARGV[8] replay MINID
 // ARGV[9] '1' for the last page  ARGV[10] now ms  ARGV[11] job retention
-// ms  ARGV[12..] the copies (event payloads)
+// ms  ARGV[12] the cursor's field  ARGV[13..] the copies (event payloads)
 var writeReplayPage = redis.NewScript(luaReplay + `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
-local cur = redis.call('HGET', KEYS[1], R_CURSOR) or ''
+local cur = redis.call('HGET', KEYS[1], ARGV[12]) or ''
 if cur ~= ARGV[3] then return -2 end
 if redis.call('HGET', KEYS[1], R_CANCEL) == '1' then return -3 end
 local n = 0
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   if n == 0 then
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[8], '*', F_EVENT, ARGV[i])
   else
@@ -165,7 +186,7 @@ for i = 12, #ARGV do
   end
   n = n + 1
 end
-redis.call('HSET', KEYS[1], R_CURSOR, ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[12], ARGV[4])
 redis.call('HINCRBY', KEYS[1], R_SCANNED, ARGV[5])
 redis.call('HINCRBY', KEYS[1], R_MATCHED, ARGV[6])
 redis.call('HINCRBY', KEYS[1], R_WRITTEN, n)
@@ -385,8 +406,13 @@ func (r *RDB) KeepReplayLease(ctx context.Context, id, token string, ttl time.Du
 // ReplayPage is one page of a job's copies for WriteReplayPage.
 type ReplayPage struct {
 	ID, Token string
+	// Cursor is the job's field holding the cursor the page moves:
+	// ReplayCursorField(i) for the i-th stream of a partitioned job, ""
+	// for ReplayFieldCursor.
+	Cursor string
 	// From is the job's cursor the page was read after ("" for the first
-	// page); To the last entry read (the new cursor).
+	// page); To the new cursor (the last entry read, or the window's last
+	// id when a partitioned job's stream is done).
 	From, To                 string
 	Scanned, Matched, Errors int64
 	Copies                   [][]byte
@@ -407,10 +433,14 @@ func (r *RDB) WriteReplayPage(ctx context.Context, p ReplayPage) (int, error) {
 	if p.Last {
 		last = "1"
 	}
+	field := p.Cursor
+	if field == "" {
+		field = ReplayFieldCursor
+	}
 	keys := []string{k.ReplayJob(p.ID), k.ReplayLease(p.ID), k.Replay(), k.ReplayActive()}
-	args := make([]any, 0, 11+len(p.Copies))
+	args := make([]any, 0, 12+len(p.Copies))
 	args = append(args, p.ID, p.Token, p.From, p.To, p.Scanned, p.Matched, p.Errors, p.MinID, last,
-		p.Now.UnixMilli(), p.Keep.Milliseconds())
+		p.Now.UnixMilli(), p.Keep.Milliseconds(), field)
 	for _, c := range p.Copies {
 		args = append(args, c)
 	}

@@ -152,6 +152,40 @@ func TestWriteReplayPageIsFenced(t *testing.T) {
 	}
 }
 
+// A partitioned job's page moves the cursor of its own stream only, and
+// is fenced by that cursor.
+func TestWriteReplayPageFencesItsStreamsCursor(t *testing.T) {
+	ctx, c, r := replayFixture(t)
+	k := r.Keys()
+	c.HSet(ctx, k.ReplayJob("J"), ReplayCursorField(0), "", ReplayCursorField(1), "")
+	if out, _ := r.ClaimReplay(ctx, "J", "A", time.Minute, time.Now(), time.Hour); out != ReplayClaimed {
+		t.Fatal("claim failed")
+	}
+	page := func(field, from, to string) ReplayPage {
+		return ReplayPage{ID: "J", Token: "A", Cursor: field, From: from, To: to, Scanned: 2, Matched: 1,
+			Copies: [][]byte{[]byte(`{"id":"a"}`)}, MinID: "0-0", Now: time.Now(), Keep: time.Hour}
+	}
+	if _, err := r.WriteReplayPage(ctx, page(ReplayCursorField(0), "", "9-0")); err != nil {
+		t.Fatal(err)
+	}
+	// Stream 1's cursor is still "": a page of stream 1 from "" goes
+	// through, one from stream 0's cursor does not.
+	if _, err := r.WriteReplayPage(ctx, page(ReplayCursorField(1), "9-0", "12-0")); !errors.Is(err, ErrCursorMoved) {
+		t.Fatalf("stream 1 from stream 0's cursor: %v, want ErrCursorMoved", err)
+	}
+	if _, err := r.WriteReplayPage(ctx, page(ReplayCursorField(1), "", "5-0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteReplayPage(ctx, page(ReplayCursorField(0), "", "9-0")); !errors.Is(err, ErrCursorMoved) {
+		t.Fatalf("stream 0's first page again: %v, want ErrCursorMoved", err)
+	}
+	h := c.HGetAll(ctx, k.ReplayJob("J")).Val()
+	if h[ReplayCursorField(0)] != "9-0" || h[ReplayCursorField(1)] != "5-0" || h[ReplayFieldCursor] != "" ||
+		h[ReplayFieldScanned] != "4" || h[ReplayFieldWritten] != "2" || c.XLen(ctx, k.Replay()).Val() != 2 {
+		t.Errorf("job %v, %d copies", h, c.XLen(ctx, k.Replay()).Val())
+	}
+}
+
 func TestKeepAndReleaseReplayLease(t *testing.T) {
 	ctx, c, r := replayFixture(t)
 	k := r.Keys()
