@@ -47,6 +47,10 @@ func appendEnvelope(buf []byte, ev *Event) []byte {
 		buf = appendString(buf, r.JobID)
 		buf = append(buf, `,"originalStreamId":`...)
 		buf = appendString(buf, r.OriginalStreamID)
+		if r.OriginalStream != "" {
+			buf = append(buf, `,"originalStream":`...)
+			buf = appendString(buf, r.OriginalStream)
+		}
 		if r.Group != "" {
 			buf = append(buf, `,"group":`...)
 			buf = appendString(buf, r.Group)

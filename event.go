@@ -140,6 +140,10 @@ type TraceContext struct {
 type ReplayInfo struct {
 	JobID            string `json:"jobId"`
 	OriginalStreamID string `json:"originalStreamId"`
+	// OriginalStream is the stream the original was read from, set by a
+	// partitioned bus (Config.Partitions > 1), where one stream id may
+	// exist in several partitions; empty with one partition.
+	OriginalStream string `json:"originalStream,omitempty"`
 	// Group is the consumer group whose handlers run the copy: the
 	// consumers of every other group acknowledge it without running
 	// anything. Empty (copies written before replays had a group) means

@@ -387,7 +387,11 @@ func (x *replayExec) page(part int, msgs []redis.XMessage, count int64) rdb.Repl
 		if x.req.DryRun {
 			continue
 		}
-		c, ok := replayCopy(*ev, m.ID, x.info, x.r.b.cfg.MaxEventSize)
+		info := x.info
+		if x.multi {
+			info.OriginalStream = x.streams[part]
+		}
+		c, ok := replayCopy(*ev, m.ID, info, x.r.b.cfg.MaxEventSize)
 		if !ok {
 			p.Errors++
 			continue

@@ -948,6 +948,9 @@ func TestReplayPartitions(t *testing.T) {
 				if d, _ := eventbus.DeliveryFromContext(ctx); d.Replay != ev.Replay.JobID || !strings.Contains(string(ev.Data), `"__replay":true`) {
 					problems = append(problems, fmt.Sprintf("copy %s: delivery %+v data %s", ev.ID, d, ev.Data))
 				}
+				if _, ok := k.PartitionOf(ev.Replay.OriginalStream); !ok || !strings.HasSuffix(ev.Replay.OriginalStream, ":events:main") {
+					problems = append(problems, fmt.Sprintf("copy %s: original stream %q", ev.ID, ev.Replay.OriginalStream))
+				}
 				return nil
 			})
 			mustHandle(t, cons, "h2", "*", func(_ context.Context, ev eventbus.Event) error {

@@ -207,7 +207,8 @@ func (k Keys) StatsTenantHour(tenantID string, hour int64) string {
 func (k Keys) Replay() string { return k.base + ":events:replay" }
 
 // ReplayJob is the hash of one replay job: its request, state, counters
-// and cursor (fields in replay.go). It expires once the job has ended
+// and cursor, or with several partitions the streams it reads and one
+// cursor per stream (fields in replay.go). It expires once the job has ended
 // (the job retention).
 func (k Keys) ReplayJob(id string) string { return k.base + ":events:replay:job:" + id }
 
