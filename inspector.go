@@ -108,15 +108,17 @@ type ConsumerInfo struct {
 	// Handlers are the names of the handlers it runs.
 	Handlers []string `json:"handlers"`
 	// Pending counts the entries delivered to it and not yet acknowledged,
-	// over every stream the group reads (main, replay, retries).
+	// over every stream the group reads (every partition's main, DLQ and
+	// retries streams, and the replay stream).
 	Pending int64 `json:"pending"`
 }
 
 // Consumers lists the group's live consumers, by name: those whose
 // heartbeat in the group's registry is younger than 30 s, with their
 // handler names and pending entries. It costs two round trips whatever
-// the number of events (the registry, and one XPENDING summary per
-// stream). Consumers that crashed are not listed (their pending entries
+// the number of events (the registry, and one pipeline of one XPENDING
+// summary per stream of every partition: single-key commands, which a
+// Cluster client sends to each stream's master). Consumers that crashed are not listed (their pending entries
 // are claimed by the live ones after ClaimIdle).
 func (in *Inspector) Consumers(ctx context.Context) ([]ConsumerInfo, error) {
 	b := in.b

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,7 +32,9 @@ type CollectorOptions struct {
 // Collector returns a prometheus.Collector of the bus's state read from
 // Redis at scrape time: stream lengths (main, DLQ, replay), the group's
 // pending entries, lag, oldest pending age, retries waiting and live
-// consumers, and eventbus_redis_up. One read (Stats of AllTenants, plus
+// consumers, and eventbus_redis_up. Main and DLQ figures are totals over
+// the partitions; with more than one partition, the eventbus_partition_*
+// gauges give each partition's (label partition, its index). One read (Stats of AllTenants, plus
 // the replay stream's length) serves every scrape for opts.TTL, and
 // concurrent scrapes share it.
 //
@@ -54,11 +57,20 @@ func (in *Inspector) Collector(opts CollectorOptions) prometheus.Collector {
 		up: prometheus.NewDesc("eventbus_redis_up",
 			"1 when the last read of the bus's state from Redis succeeded, 0 when it failed or timed out (the other eventbus gauges are then absent).", nil, nil),
 		streamLen: prometheus.NewDesc("eventbus_stream_length",
-			"Entries in a stream: main, dlq, replay.", []string{"stream"}, nil),
+			"Entries in a stream: main, dlq, replay (main and dlq summed over every partition).", []string{"stream"}, nil),
 		pending: gd("eventbus_group_pending",
-			"Entries delivered to the group and not yet acknowledged, over every stream it reads."),
+			"Entries delivered to the group and not yet acknowledged, over every stream it reads (every partition)."),
 		lag: gd("eventbus_group_lag",
-			"Main-stream entries not yet delivered to the group; absent when Redis cannot tell."),
+			"Main-stream entries not yet delivered to the group, summed over every partition; absent when Redis cannot tell."),
+		partLen: prometheus.NewDesc("eventbus_partition_stream_length",
+			"Entries in one partition's stream: main, dlq. Present only with more than one partition (their sum is eventbus_stream_length).",
+			[]string{"partition", "stream"}, nil),
+		partPending: prometheus.NewDesc("eventbus_partition_group_pending",
+			"Entries of one partition's main stream delivered to the group and not yet acknowledged. Present only with more than one partition.",
+			[]string{"group", "partition"}, nil),
+		partLag: prometheus.NewDesc("eventbus_partition_group_lag",
+			"Entries of one partition's main stream not yet delivered to the group; absent when Redis cannot tell. Present only with more than one partition.",
+			[]string{"group", "partition"}, nil),
 		oldest: gd("eventbus_group_oldest_pending_age_seconds",
 			"Age of the group's oldest delivered but unacknowledged entry, by its stream id; 0 when none."),
 		retries: gd("eventbus_retries_waiting",
@@ -82,6 +94,7 @@ type redisCollector struct {
 
 	up, streamLen                            *prometheus.Desc
 	pending, lag, oldest, retries, consumers groupDesc
+	partLen, partPending, partLag            *prometheus.Desc
 
 	mu     sync.Mutex
 	readAt time.Time
@@ -94,7 +107,8 @@ type redisCollector struct {
 }
 
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.streamLen, c.pending.Desc, c.lag.Desc, c.oldest.Desc, c.retries.Desc, c.consumers.Desc} {
+	for _, d := range []*prometheus.Desc{c.up, c.streamLen, c.pending.Desc, c.lag.Desc, c.oldest.Desc, c.retries.Desc, c.consumers.Desc,
+		c.partLen, c.partPending, c.partLag} {
 		ch <- d
 	}
 }
@@ -186,6 +200,16 @@ func (c *redisCollector) read() []prometheus.Metric {
 		out = append(out, gauge(c.oldest.Desc, age, c.oldest.group))
 		if g.Lag != nil {
 			out = append(out, gauge(c.lag.Desc, float64(*g.Lag), c.lag.group))
+		}
+	}
+	for _, p := range st.Partitions {
+		idx := strconv.Itoa(p.Index)
+		out = append(out,
+			gauge(c.partLen, float64(p.Length), idx, "main"),
+			gauge(c.partLen, float64(p.DLQ), idx, "dlq"),
+			gauge(c.partPending, float64(p.Pending), c.pending.group, idx))
+		if p.Lag != nil {
+			out = append(out, gauge(c.partLag, float64(*p.Lag), c.lag.group, idx))
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,9 +48,32 @@ type Stats struct {
 	Throughput    ThroughputStats `json:"throughput"`
 	Failures      FailureStats    `json:"failures"`
 	Alarms        []StatsAlarm    `json:"alarms"`
+	// Partitions lists every partition the bus holds when there is more
+	// than one (platform scope only; absent otherwise). MainStream,
+	// DLQ and ConsumerGroup are then totals over them.
+	Partitions []PartitionStats `json:"partitions,omitempty"`
 }
 
-// StreamStats describes the main stream.
+// PartitionStats is one partition's part of the stats: its main stream's
+// length, the group's lag and pending entries on it, and its DLQ's
+// length.
+type PartitionStats struct {
+	Index int `json:"index"`
+	// Role is PartitionWrite, PartitionPrevious or PartitionShared.
+	Role   string `json:"role"`
+	Stream string `json:"stream"`
+	Length int64  `json:"length"`
+	// Lag is nil when Redis cannot say (or the group is missing).
+	Lag *int64 `json:"lag"`
+	// Pending counts the group's pending entries of the main stream.
+	Pending int64 `json:"pending"`
+	DLQ     int64 `json:"dlq"`
+}
+
+// StreamStats describes the main stream. With more than one partition it
+// is the total over every partition's main stream: Name is the
+// un-partitioned name (<prefix>:events:main), Length the sum, the first
+// entry the lowest first id and the last the highest.
 type StreamStats struct {
 	Name         string  `json:"name"`
 	Length       int64   `json:"length"`
@@ -79,7 +103,8 @@ type GroupStats struct {
 	// as Inspector.Consumers lists them).
 	Consumers int64 `json:"consumers"`
 	// Lag is the main stream's entries not yet delivered to the group, as
-	// the health report computes it; nil when Redis cannot say.
+	// the health report computes it, summed over the partitions; nil when
+	// Redis cannot say for any of them.
 	Lag *int64 `json:"lag"`
 	// OldestPendingAgeMs is the age of the oldest delivered but
 	// unacknowledged entry (by its stream id's time); nil when none.
@@ -138,13 +163,14 @@ type StatsAlarm struct {
 
 // Stats returns the report for scope. An invalid scope is ErrInvalidScope.
 //
-// It costs a bounded number of round trips whatever the traffic: the main
-// stream's XINFO (as Health reads it, for length, ends and lag), the live
-// consumer registry, and one pipeline reading the DLQ's length, the
-// group's XPENDING summaries, the retry schedules' sizes and the 84
-// counter hashes of the last hour and day. Nothing in it scans a stream.
-// For a tenant scope only the last pipeline runs, reading that tenant's
-// counters and its dead letters' count in the DLQ index.
+// It costs a bounded number of round trips whatever the traffic: each
+// partition's main stream's XINFO (as Health reads it, for length, ends
+// and lag; up to eight partitions at once), the live consumer registry,
+// and one pipeline reading every partition's DLQ length, the group's
+// XPENDING summaries, the retry schedules' sizes and the 84 counter
+// hashes of the last hour and day. Nothing in it scans a stream. For a
+// tenant scope only the last pipeline runs, reading that tenant's
+// counters and its dead letters' count in every partition's DLQ index.
 func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 	if err := scope.Validate(); err != nil {
 		return Stats{}, err
@@ -178,25 +204,23 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 			st.DLQ.UsedPercent = float64(read.DLQLength) * 100 / float64(st.DLQ.Budget)
 		}
 		st.DLQ.TrimmedByRetention = read.DLQTrimmed
-		// The main stream as Health reads it: partition 0's, the whole
-		// main stream while there is one partition.
-		info, err := b.rdb.StreamInfo(ctx, k.MainPartition(0), !b.cfg.EmbeddedRedis)
-		if err != nil {
+		// Every partition's main stream, as Health reads it.
+		parts := k.Partitions()
+		mains := make([]string, parts)
+		for p := range parts {
+			mains[p] = k.Partition(p).Main()
+		}
+		infos, errs := b.rdb.StreamInfos(ctx, mains, !b.cfg.EmbeddedRedis)
+		if err := errors.Join(errs...); err != nil {
 			return Stats{}, wrapOp("stats", err)
 		}
-		st.MainStream = &StreamStats{Name: info.Name, Length: info.Length,
-			FirstEntryID: optional(info.FirstEntryID), LastEntryID: optional(info.LastEntryID)}
 		beats, err := b.rdb.LiveConsumers(ctx, b.cfg.Group, consumerLiveWindow)
 		if err != nil {
 			return Stats{}, wrapOp("stats", err)
 		}
 		g := &GroupStats{Name: b.cfg.Group, Pending: read.Pending, Consumers: int64(len(beats)),
 			RetriesScheduled: read.RetriesScheduled}
-		for _, gi := range info.Groups {
-			if gi.Name == b.cfg.Group {
-				g.Lag = gi.Lag
-			}
-		}
+		st.MainStream, g.Lag, st.Partitions = b.mainStats(k, infos, read.DLQByPartition)
 		if t, ok := rdb.IDTime(read.OldestPendingID); ok && read.OldestPendingID != "" {
 			age := max(now.Sub(t).Milliseconds(), 0)
 			g.OldestPendingAgeMs = &age
@@ -206,6 +230,45 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 	}
 	st.Alarms = statsAlarms(st.DLQ.Length, lag, st.Failures.LastHour)
 	return st, nil
+}
+
+// mainStats sums the partitions' main streams (infos, by partition) and
+// the group's lag on them (nil when any is unknown), and lists the
+// partitions when there is more than one.
+func (b *Bus) mainStats(k rdb.Keys, infos []rdb.StreamInfo, dlq []int64) (*StreamStats, *int64, []PartitionStats) {
+	ms := &StreamStats{Name: k.Main()}
+	var parts []PartitionStats
+	zero := int64(0)
+	lag := &zero
+	for p, info := range infos {
+		ms.Length += info.Length
+		if info.FirstEntryID != "" && (ms.FirstEntryID == nil || rdb.CompareIDs(info.FirstEntryID, *ms.FirstEntryID) < 0) {
+			ms.FirstEntryID = optional(info.FirstEntryID)
+		}
+		if info.LastEntryID != "" && (ms.LastEntryID == nil || rdb.CompareIDs(info.LastEntryID, *ms.LastEntryID) > 0) {
+			ms.LastEntryID = optional(info.LastEntryID)
+		}
+		ps := PartitionStats{Index: p, Role: partitionRole(k, p), Stream: info.Name, Length: info.Length}
+		if p < len(dlq) {
+			ps.DLQ = dlq[p]
+		}
+		for _, gi := range info.Groups {
+			if gi.Name == b.cfg.Group {
+				ps.Lag, ps.Pending = gi.Lag, gi.Pending
+			}
+		}
+		if lag != nil && ps.Lag != nil {
+			sum := *lag + *ps.Lag
+			lag = &sum
+		} else {
+			lag = nil
+		}
+		parts = append(parts, ps)
+	}
+	if len(infos) == 1 {
+		return ms, parts[0].Lag, nil
+	}
+	return ms, lag, parts
 }
 
 // throughputOf reads the published counters of read; events of types

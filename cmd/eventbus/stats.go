@@ -22,6 +22,7 @@ func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprint(d.fs.Output(), "Usage: eventbus stats [--tenant T] [--json] [flags]\n\n"+
 			"Prints the stats report (GET /admin/events/stats): the main stream, the DLQ and its\n"+
 			"budget, the consumer group (pending, consumers, lag, oldest pending, retries scheduled),\n"+
+			"each partition's stream length, lag, pending and DLQ (with more than one partition),\n"+
 			"events published in the last hour and 24 hours (in total and per type), handler failures\n"+
 			"in the last hour, and the alarms raised. --tenant: that tenant's figures only.\n"+
 			"Exit code: 0 printed, 1 Redis failed, 2 bad usage.\n\nFlags:\n")
@@ -78,6 +79,17 @@ func writeStats(w io.Writer, st eventbus.Stats) error {
 	line("FAILURES", fmt.Sprintf("last hour %d", st.Failures.LastHour))
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(st.Partitions) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tROLE\tSTREAM\tLENGTH\tLAG\tPENDING\tDLQ")
+		for _, p := range st.Partitions {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%d\n", p.Index, p.Role, p.Stream, p.Length, orDashInt(p.Lag), p.Pending, p.DLQ)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(st.Throughput.ByType) > 0 {
 		types := make([]string, 0, len(st.Throughput.ByType))

@@ -52,6 +52,9 @@ type publicHealth struct {
 	// DLQBudget carries numbers only, as in the full report.
 	DLQBudget eventbus.DLQBudgetHealth `json:"dlqBudget"`
 	Warnings  []string                 `json:"warnings,omitempty"`
+	// Partitions is eventbus.Health's without stream names, node
+	// addresses and error text; absent with one partition.
+	Partitions []publicPartition `json:"partitions,omitempty"`
 	// Details tells how to get the full report.
 	Details string `json:"details"`
 }
@@ -88,6 +91,21 @@ type publicGroup struct {
 	Lag             *int64   `json:"lag"`
 	OldestPendingID *string  `json:"oldestPendingId"`
 	DataAtRisk      []string `json:"dataAtRisk,omitempty"`
+}
+
+// publicPartition is eventbus.PartitionHealth without its stream's name,
+// its node's address and error text.
+type publicPartition struct {
+	Index           int     `json:"index"`
+	Role            string  `json:"role"`
+	Exists          bool    `json:"exists"`
+	Length          int64   `json:"length"`
+	Lag             *int64  `json:"lag"`
+	Pending         int64   `json:"pending"`
+	OldestPendingID *string `json:"oldestPendingId"`
+	DLQ             int64   `json:"dlq"`
+	// Error is a generic "could not be read".
+	Error string `json:"error,omitempty"`
 }
 
 const detailsHint = "stream and group names and error text need a token of role admin or owner (or EVENTBUS_HEALTH_DETAILS=true)"
@@ -140,6 +158,19 @@ func publicView(h eventbus.Health, group string) publicHealth {
 		if atRisk {
 			p.Warnings = append(p.Warnings, "stream "+st.role+": a consumer group has data at risk")
 		}
+	}
+	for _, ph := range h.Partitions {
+		pp := publicPartition{Index: ph.Index, Role: ph.Role, Exists: ph.Exists, Length: ph.Length, Lag: ph.Lag,
+			Pending: ph.Pending, OldestPendingID: ph.OldestPendingID, DLQ: ph.DLQ}
+		switch {
+		case !h.Redis.Connected:
+		case ph.Error != "":
+			pp.Error = "could not be read"
+			p.Warnings = append(p.Warnings, fmt.Sprintf("partition %d: could not be read", ph.Index))
+		case !ph.Exists:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("partition %d: main stream does not exist (set-up pending)", ph.Index))
+		}
+		p.Partitions = append(p.Partitions, pp)
 	}
 	if lvl := h.DLQBudget.Level; lvl != "" {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("dlq: %s: %.1f %% of its budget of %d entries", lvl, h.DLQBudget.UsedPercent, h.DLQBudget.Budget))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -152,4 +154,74 @@ func (r *RDB) edgeID(ctx context.Context, stream string, last bool) (string, err
 		return "", nil
 	}
 	return msgs[0].ID, nil
+}
+
+// infoParallel bounds the StreamInfo reads StreamInfos runs at once.
+const infoParallel = 8
+
+// StreamInfos reads StreamInfo of each of streams, up to eight at once
+// (each stream is one key: on a Redis Cluster every read goes to the
+// stream's own master). infos[i] and errs[i] are streams[i]'s; one
+// stream's error leaves the others' reads intact. Every read has ended
+// when it returns.
+func (r *RDB) StreamInfos(ctx context.Context, streams []string, trustLag bool) (infos []StreamInfo, errs []error) {
+	infos = make([]StreamInfo, len(streams))
+	errs = make([]error, len(streams))
+	if len(streams) == 1 {
+		infos[0], errs[0] = r.StreamInfo(ctx, streams[0], trustLag)
+		return infos, errs
+	}
+	sem := make(chan struct{}, infoParallel)
+	var wg sync.WaitGroup
+	for i, s := range streams {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			infos[i], errs[i] = r.StreamInfo(ctx, s, trustLag)
+		})
+	}
+	wg.Wait()
+	return infos, errs
+}
+
+// NodeOf returns the address of the master serving key on a Redis
+// Cluster (from the client's cached slot map: no round trip in the usual
+// case), "" on a single node or when it is not known.
+func (r *RDB) NodeOf(ctx context.Context, key string) string {
+	cc, ok := r.c.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	n, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return n.Options().Addr
+}
+
+// DLQTrimmed sums, over every partition's DLQ counters, the entries the
+// DLQ's retention removed (DLQCounterTrimmed): one HGET per partition in
+// one pipeline (single-key commands: a Cluster client splits it per
+// node).
+func (r *RDB) DLQTrimmed(ctx context.Context) (int64, error) {
+	n := r.keys.Partitions()
+	cmds := make([]*redis.StringCmd, n)
+	pipe := r.c.Pipeline()
+	for p := range n {
+		cmds[p] = pipe.HGet(ctx, r.keys.Partition(p).DLQCounters(), DLQCounterTrimmed)
+	}
+	_, _ = pipe.Exec(ctx) // every reply is checked below
+	var sum int64
+	for p, c := range cmds {
+		v, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("dlq counters of partition %d: %w", p, err)
+		}
+		m, _ := strconv.ParseInt(v, 10, 64)
+		sum += m
+	}
+	return sum, nil
 }

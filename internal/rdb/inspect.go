@@ -9,7 +9,9 @@ import (
 
 // PendingByConsumer counts, per consumer, the entries of group's pending
 // lists over streams, with one XPENDING summary per stream in one round
-// trip (constant cost: Redis keeps the counts). A stream without the
+// trip (constant cost: Redis keeps the counts). Each command names one
+// stream, so on a Redis Cluster the pipeline goes to each stream's master
+// (one round trip per node) and never spans slots. A stream without the
 // group (not set up yet) counts nothing.
 func (r *RDB) PendingByConsumer(ctx context.Context, streams []string, group string) (map[string]int64, error) {
 	cmds := make([]*redis.XPendingCmd, len(streams))

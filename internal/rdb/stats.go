@@ -133,10 +133,14 @@ type StatsRead struct {
 	// hash (StatsMinutesRead values) and each hour hash (StatsHoursRead
 	// values), oldest first: the last is the current minute or hour.
 	PerMinute, PerHour []int64
-	// DLQLength is the DLQ's length (platform), or the tenant's entries in
-	// the DLQ index.
+	// DLQLength is the length of the DLQ summed over every partition's
+	// (platform), or the tenant's entries in every partition's DLQ index.
 	DLQLength int64
-	// DLQTrimmed counts DLQ entries removed by retention (platform only).
+	// DLQByPartition is each partition's part of DLQLength, by partition
+	// index (Keys.Partitions() values).
+	DLQByPartition []int64
+	// DLQTrimmed counts DLQ entries removed by retention, summed over
+	// every partition's DLQ counters (platform only).
 	DLQTrimmed int64
 	// Pending sums the group's pending entries over PendingStreams;
 	// OldestPendingID is the lowest of their oldest pending ids ("" when
@@ -149,7 +153,9 @@ type StatsRead struct {
 
 // ReadStats reads the counters, the DLQ's size and the group's pending
 // and scheduled counts in one round trip (a pipeline of 84 HGETALL of
-// small hashes plus one command per stream and schedule). It reads no
+// small hashes plus one command per stream and schedule, and two per
+// partition for the DLQ; every command names one key, so a Cluster
+// client splits the pipeline per node). It reads no
 // stream entry: every number comes from a counter or a length Redis
 // keeps. A stream without the group counts no pending entries.
 func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
@@ -173,16 +179,23 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 		}
 		hours = append(hours, pipe.HGetAll(ctx, key))
 	}
-	var dlqLen *redis.IntCmd
-	var trimmedStr *redis.StringCmd
+	parts := r.keys.Partitions()
+	dlqLen := make([]*redis.IntCmd, parts)
+	var trimmedStr []*redis.StringCmd
 	pending := make([]*redis.XPendingCmd, 0, len(q.PendingStreams))
 	schedules := make([]*redis.IntCmd, 0, len(q.Schedules))
 	if q.Tenant != "" {
 		lo, hi := dlqTenantRange(q.Tenant)
-		dlqLen = pipe.ZLexCount(ctx, r.keys.DLQIndex(), lo, hi)
+		for p := range parts {
+			dlqLen[p] = pipe.ZLexCount(ctx, r.keys.Partition(p).DLQIndex(), lo, hi)
+		}
 	} else {
-		dlqLen = pipe.XLen(ctx, r.keys.DLQ())
-		trimmedStr = pipe.HGet(ctx, r.keys.DLQCounters(), DLQCounterTrimmed)
+		trimmedStr = make([]*redis.StringCmd, parts)
+		for p := range parts {
+			pk := r.keys.Partition(p)
+			dlqLen[p] = pipe.XLen(ctx, pk.DLQ())
+			trimmedStr[p] = pipe.HGet(ctx, pk.DLQCounters(), DLQCounterTrimmed)
+		}
 		for _, s := range q.PendingStreams {
 			pending = append(pending, pipe.XPending(ctx, s, q.Group))
 		}
@@ -218,18 +231,23 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 	if err := sum(out.Last24h, out.PerHour, hours); err != nil {
 		return out, err
 	}
-	n, err := dlqLen.Result()
-	if err != nil && !isNoSuchKey(err) {
-		return out, fmt.Errorf("read stats: dlq length: %w", err)
+	out.DLQByPartition = make([]int64, parts)
+	for p, c := range dlqLen {
+		n, err := c.Result()
+		if err != nil && !isNoSuchKey(err) {
+			return out, fmt.Errorf("read stats: dlq length of partition %d: %w", p, err)
+		}
+		out.DLQByPartition[p] = n
+		out.DLQLength += n
 	}
-	out.DLQLength = n
-	if trimmedStr != nil {
-		switch v, err := trimmedStr.Result(); {
+	for p, c := range trimmedStr {
+		switch v, err := c.Result(); {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
-			return out, fmt.Errorf("read stats: dlq counters: %w", err)
+			return out, fmt.Errorf("read stats: dlq counters of partition %d: %w", p, err)
 		default:
-			out.DLQTrimmed, _ = strconv.ParseInt(v, 10, 64)
+			n, _ := strconv.ParseInt(v, 10, 64)
+			out.DLQTrimmed += n
 		}
 	}
 	var oldest time.Time

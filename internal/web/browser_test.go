@@ -116,11 +116,18 @@ type fixture struct {
 	billed  atomic.Int64
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the bus's Config changed by mutate.
+func newFixtureWith(t *testing.T, mutate func(*eventbus.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	c, prefix := redistest.Shared(t)
-	bus, err := eventbus.New(eventbus.Config{Redis: c, Prefix: prefix, Block: 100 * time.Millisecond})
+	cfg := eventbus.Config{Redis: c, Prefix: prefix, Block: 100 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	bus, err := eventbus.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +331,9 @@ func TestOverviewCountsChange(t *testing.T) {
 	waitJS(t, ctx, "24 bars per hour", `document.querySelectorAll('[data-testid=chart-svg] rect').length === 24`)
 	run(t, ctx, "toggling back", chromedp.Click(chromedp.CSS(`[data-testid=chart-toggle]`)))
 	waitJS(t, ctx, "60 bars again", `document.querySelectorAll('[data-testid=chart-svg] rect').length === 60`)
+	if eval[bool](t, ctx, `!document.querySelector('[data-testid=partitions]').hidden || !!document.querySelector('[data-testid=card-partitions]')`) {
+		t.Fatal("one partition, yet the overview shows partitions")
+	}
 	png := screenshot(t, ctx, "overview")
 	if os.Getenv("EVENTBUS_SCREENSHOT_DOC") == "1" && png != nil {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "dashboard.png"), png, 0o644); err != nil {
@@ -496,4 +506,27 @@ func TestEventDetailConsumersAndErrors(t *testing.T) {
 	gotoPage(t, ctx, "consumers")
 	waitJS(t, ctx, "the consumer with its handlers", `[...document.querySelectorAll('[data-testid=consumer-row]')].some(r => r.textContent.includes('billing') && r.textContent.includes('audit'))`)
 	screenshot(t, ctx, "consumers")
+}
+
+func TestOverviewPartitions(t *testing.T) {
+	f := newFixtureWith(t, func(cfg *eventbus.Config) { cfg.Partitions = 8 })
+	tenants := []string{"tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-e"}
+	for _, tn := range tenants {
+		f.publish(t, "shop.order.created", tn)
+	}
+	ctx := newTab(t)
+	login(t, ctx, f, platformKey, "overview")
+	// 8 partitions and the shared one (the un-partitioned legacy stream).
+	waitJS(t, ctx, "the partitions card", `document.querySelector('[data-testid=card-partitions]')?.textContent === '9'`)
+	waitJS(t, ctx, "nine partition rows", `document.querySelectorAll('[data-testid=partitions-table] [data-testid=partition-row]').length === 9`)
+	// Each row: index, role, stream, length, lag, pending, DLQ; the
+	// lengths sum to the stream-length card and to the events published.
+	sum := `[...document.querySelectorAll('[data-testid=partition-row]')].reduce((s, r) => s + Number(r.children[3].textContent), 0)`
+	waitJS(t, ctx, "the partition lengths summing to the stream length card",
+		fmt.Sprintf(`%s === %d && Number(document.querySelector('[data-testid=card-stream]').textContent) === %d`, sum, len(tenants), len(tenants)))
+	rows := eval[[]string](t, ctx, `[...document.querySelectorAll('[data-testid=partition-row]')].map(r => [...r.children].map(c => c.textContent).join('|'))`)
+	if !strings.HasPrefix(rows[0], "0|write|") || !strings.Contains(rows[0], ":p0:events:main") || !strings.HasPrefix(rows[8], "8|shared|") {
+		t.Fatalf("partition rows %q", rows)
+	}
+	screenshot(t, ctx, "partitions")
 }

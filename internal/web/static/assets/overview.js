@@ -46,11 +46,13 @@ export function render(root, ctx) {
   const toggle = h('button', { type: 'button', testid: 'chart-toggle', 'aria-pressed': 'false' }, 'Show last 24 h');
   const chartBox = h('div', { class: 'chart', testid: 'chart' });
   const updated = h('span', { class: 'hint', testid: 'overview-updated' });
+  const partsBox = h('div', { testid: 'partitions', hidden: true });
   root.append(h('h2', {}, 'Overview'),
     h('p', {}, 'Health: ', badge, ' ', updated), alarms,
     ctx.canAdmin ? cards : h('p', { class: 'notice', testid: 'overview-note' },
       'Stats are for admin and owner roles; this token sees the health badge only.'),
-    ctx.canAdmin ? h('div', {}, h('div', { class: 'toolbar' }, h('h3', {}, 'Throughput'), toggle), chartBox) : null);
+    ctx.canAdmin ? h('div', {}, h('div', { class: 'toolbar' }, h('h3', {}, 'Throughput'), toggle), chartBox) : null,
+    ctx.canAdmin ? partsBox : null);
 
   toggle.addEventListener('click', () => {
     range = range === 'hour' ? 'day' : 'hour';
@@ -65,6 +67,21 @@ export function render(root, ctx) {
     const vals = range === 'hour' ? (tp.perMinute || []) : (tp.perHour || []);
     chartBox.replaceChildren(h('div', { class: 'hint' }, range === 'hour' ? 'Events published per minute, last hour' : 'Events published per hour, last 24 h'),
       vals.length ? chart(vals, range === 'hour' ? 'minute' : 'hour') : h('p', { class: 'muted' }, 'No per-minute series in the stats.'));
+  }
+
+  /** drawPartitions lists the partitions of the stats (only when more than one). */
+  function drawPartitions(parts) {
+    partsBox.hidden = parts.length < 2;
+    if (partsBox.hidden) { partsBox.replaceChildren(); return; }
+    const num = (v) => h('td', { class: 'num' }, v === null || v === undefined ? 'unknown' : String(v));
+    partsBox.replaceChildren(h('h3', {}, `Partitions (${parts.length})`),
+      h('table', { testid: 'partitions-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Role'), h('th', {}, 'Stream'),
+          h('th', { class: 'num' }, 'Length'), h('th', { class: 'num' }, 'Lag'), h('th', { class: 'num' }, 'Pending'),
+          h('th', { class: 'num' }, 'DLQ'))),
+        h('tbody', {}, ...parts.map((p) => h('tr', { testid: 'partition-row', 'data-index': String(p.index) },
+          h('td', {}, String(p.index)), h('td', {}, p.role), h('td', {}, p.stream),
+          num(p.length), num(p.lag), num(p.pending), num(p.dlq))))));
   }
 
   async function refresh() {
@@ -88,8 +105,10 @@ export function render(root, ctx) {
           card('Pending', g.pending, 'card-pending'),
           card('Consumers', g.consumers, 'card-consumers'),
           card('Stream length', st.mainStream ? st.mainStream.length : null, 'card-stream'),
-          card('Retries scheduled', g.retriesScheduled, 'card-retries'));
+          card('Retries scheduled', g.retriesScheduled, 'card-retries'),
+          ...((st.partitions || []).length > 1 ? [card('Partitions', st.partitions.length, 'card-partitions', 'the figures above are totals over them')] : []));
         drawChart();
+        drawPartitions(st.partitions || []);
       }
       alarms.replaceChildren(...items);
       updated.textContent = 'updated ' + new Date().toLocaleTimeString();
