@@ -180,18 +180,41 @@ func TestBulkRedriveKilledLosesAndDuplicatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-exited
-	left := c.XLen(ctx, k.DLQ()).Val()
+	// Redis may still be running scripts of the child's pipeline that it
+	// had read before the connection closed: read every key in one MULTI,
+	// a consistent snapshot (separate reads could see an entry in the DLQ
+	// and, a moment later, its retry).
+	var dlqMsgs []redis.XMessage
+	var data map[string]string
+	var sched []string
+	var redrivenCounter string
+	snapshot := func() {
+		var x *redis.XMessageSliceCmd
+		var d *redis.MapStringStringCmd
+		var z *redis.StringSliceCmd
+		var h *redis.StringCmd
+		if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			x = p.XRange(ctx, k.DLQ(), "-", "+")
+			d = p.HGetAll(ctx, k.RetryData(eventbus.DefaultGroup))
+			z = p.ZRange(ctx, k.RetrySchedule(eventbus.DefaultGroup), 0, -1)
+			h = p.HGet(ctx, k.DLQCounters(), rdb.DLQCounterRedriven)
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		dlqMsgs, data, sched, redrivenCounter = x.Val(), d.Val(), z.Val(), h.Val()
+	}
+	snapshot()
+	left := len(dlqMsgs)
 	t.Logf("killed with %d of %d entries still in the DLQ", left, n)
 	if left == 0 || left == n {
 		t.Fatalf("killed with %d of %d entries left: want the kill half-way (raise n if the child finishes first)", left, n)
 	}
 
 	inDLQ := map[string]bool{}
-	for _, m := range c.XRange(ctx, k.DLQ(), "-", "+").Val() {
+	for _, m := range dlqMsgs {
 		inDLQ[m.ID] = true
 	}
-	data := c.HGetAll(ctx, k.RetryData(eventbus.DefaultGroup)).Val()
-	sched := c.ZRange(ctx, k.RetrySchedule(eventbus.DefaultGroup), 0, -1).Val()
 	scheduled := map[string]bool{}
 	for _, m := range sched {
 		scheduled[m] = true
@@ -213,7 +236,7 @@ func TestBulkRedriveKilledLosesAndDuplicatesNothing(t *testing.T) {
 	if len(data) != redriven || len(sched) != redriven {
 		t.Errorf("%d retry data, %d scheduled, want %d", len(data), len(sched), redriven)
 	}
-	if got, _ := strconv.Atoi(c.HGet(ctx, k.DLQCounters(), rdb.DLQCounterRedriven).Val()); got != redriven {
+	if got, _ := strconv.Atoi(redrivenCounter); got != redriven {
 		t.Errorf("redriven counter %d, want %d", got, redriven)
 	}
 	checkDLQIndex(t, c, prefix)
