@@ -178,8 +178,8 @@ type DLQAdd struct {
 	// Partition is the partition whose DLQ gets the entry.
 	Partition int
 	ID        string // the stream id; "" or "*" for a new one
-	Payload string // the event field
-	Meta    []byte // the dlq field (DeadLetter JSON)
+	Payload   string // the event field
+	Meta      []byte // the dlq field (DeadLetter JSON)
 }
 
 // AddDLQ writes DLQ entries, each indexed in the same script run,
