@@ -63,8 +63,12 @@ type EventFilter struct {
 // valid event is returned too, with Raw and DecodeError set (Event is
 // then what could be read of it, possibly nil).
 type BrowsedEvent struct {
-	// StreamID is the entry's id in the main stream.
+	// StreamID is the entry's id in its partition's main stream.
 	StreamID string `json:"streamId"`
+	// Partition is the stable name of the partition whose main stream
+	// holds the entry ("p3"; see Cursor); empty for the shared partition,
+	// which with one partition (the default) holds every entry.
+	Partition string `json:"partition,omitempty"`
 	// Time is when the entry was written (from its stream id).
 	Time time.Time `json:"time"`
 	// Event is the decoded event; nil when the entry is not a JSON event.
@@ -75,6 +79,12 @@ type BrowsedEvent struct {
 	DecodeError string `json:"decodeError,omitempty"`
 }
 
+// Cursor names the entry across partitions: its StreamID in the shared
+// partition (with one partition, always), "<Partition>-<StreamID>"
+// otherwise. It is a cursor for Inspector.Events (the page after it) and
+// the SSE id of the live tail.
+func (e BrowsedEvent) Cursor() string { return rdb.FormatRef(e.Partition, e.StreamID) }
+
 // EventPage is one page of Inspector.Events.
 type EventPage struct {
 	Items []BrowsedEvent `json:"items"`
@@ -83,19 +93,21 @@ type EventPage struct {
 	NextCursor string `json:"nextCursor"`
 }
 
-// Events lists the events of the main stream in scope that match f,
-// oldest first (stream order, which is time order). A page reads at most
+// Events lists the events of the main streams in scope that match f,
+// oldest first: every partition's main stream (and the shared one),
+// merged by stream id (time), then partition name. A page reads at most
 // BrowseReadMax entries, so its cost is bounded whatever matches: it
-// stops at Limit items or at that bound, and NextCursor (the last entry
-// read) continues from there; NextCursor is "" only when the range was
-// read to its end (events written later are not in the page). Entries
-// that are not valid events are returned with their raw text and decode
-// error when their tenant (if readable) is in scope and, with a type
-// filter, their type (if readable) matches: an entry whose tenant cannot
-// be read is shown to AllTenants only, one whose type cannot be read
-// only without a type filter. A bad filter is an error wrapping
-// ErrInvalidFilter (a *FilterError naming the field); an invalid scope
-// ErrInvalidScope.
+// stops at Limit items or at that bound, and NextCursor (the Cursor of
+// the last entry read: its stream id with one partition) continues from
+// there, every entry exactly once, ties of equal stream ids in several
+// partitions included; NextCursor is "" only when the range was read to
+// its end (events written later are not in the page). Entries that are
+// not valid events are returned with their raw text and decode error
+// when their tenant (if readable) is in scope and, with a type filter,
+// their type (if readable) matches: an entry whose tenant cannot be read
+// is shown to AllTenants only, one whose type cannot be read only without
+// a type filter. A bad filter is an error wrapping ErrInvalidFilter (a
+// *FilterError naming the field); an invalid scope ErrInvalidScope.
 func (in *Inspector) Events(ctx context.Context, scope Scope, f EventFilter) (EventPage, error) {
 	if err := scope.Validate(); err != nil {
 		return EventPage{}, err
@@ -114,36 +126,106 @@ func (in *Inspector) Events(ctx context.Context, scope Scope, f EventFilter) (Ev
 	if f.Cursor == rdb.MaxID {
 		return EventPage{Items: []BrowsedEvent{}}, nil // nothing follows it
 	}
-	if f.Cursor != "" && (start == "-" || rdb.CompareIDs(f.Cursor, start) >= 0) {
-		start = rdb.After(f.Cursor)
-	}
 	b := in.b
-	main := b.rdb.Keys().Main()
-	page := EventPage{Items: []BrowsedEvent{}}
-	read := 0
-	for read < BrowseReadMax {
-		n := min(browseChunk, BrowseReadMax-read)
-		msgs, err := b.rdb.Range(ctx, main, start, end, int64(n))
-		if err != nil {
-			return EventPage{}, wrapOp("browse events", err)
+	k := b.rdb.Keys()
+	cName, cID, _ := rdb.ParseRef(f.Cursor)
+	srcs := make([]*browseSource, k.Partitions())
+	for p := range srcs {
+		s := &browseSource{name: k.PartitionName(p), stream: k.MainPartition(p), start: start}
+		switch {
+		case f.Cursor == "":
+		case s.name > cName: // the cursor's id itself is still ahead
+			if start == "-" || rdb.CompareIDs(cID, start) > 0 {
+				s.start = cID
+			}
+		case cID == rdb.MaxID:
+			s.done = true
+		case start == "-" || rdb.CompareIDs(cID, start) >= 0:
+			s.start = rdb.After(cID)
 		}
-		for _, m := range msgs {
-			read++
-			if it, ok := in.browsed(m, scope, f.Types); ok {
-				page.Items = append(page.Items, it)
-				if len(page.Items) == limit {
-					page.NextCursor = m.ID
-					return page, nil
-				}
+		srcs[p] = s
+	}
+	page := EventPage{Items: []BrowsedEvent{}}
+	// The first read of each partition: a whole chunk with one partition,
+	// less with several (their reads add up), but at least the limit.
+	n := min(browseChunk, max(limit, browseChunk/len(srcs)))
+	for read := 0; read < BrowseReadMax; read++ {
+		if err := in.fillBrowse(ctx, srcs, end, n); err != nil {
+			return EventPage{}, err
+		}
+		n = min(browseChunk, BrowseReadMax-read)
+		var top *browseSource
+		for _, s := range srcs {
+			if len(s.buf) > 0 && (top == nil || rdb.CompareRefs(s.name, s.buf[0].ID, top.name, top.buf[0].ID) < 0) {
+				top = s
 			}
 		}
-		if len(msgs) < n {
+		if top == nil {
+			page.NextCursor = ""
 			return page, nil // the range is exhausted
 		}
-		page.NextCursor = msgs[len(msgs)-1].ID
-		start = rdb.After(page.NextCursor)
+		m := top.buf[0]
+		top.buf = top.buf[1:]
+		page.NextCursor = rdb.FormatRef(top.name, m.ID)
+		if it, ok := in.browsed(m, scope, f.Types); ok {
+			it.Partition = top.name
+			page.Items = append(page.Items, it)
+			if len(page.Items) == limit {
+				return page, nil
+			}
+		}
 	}
+	for _, s := range srcs {
+		if len(s.buf) > 0 || !s.done {
+			return page, nil
+		}
+	}
+	page.NextCursor = ""
 	return page, nil
+}
+
+// browseSource is one partition's main stream in a merged browse:
+// entries read ahead (oldest first) and where to read on.
+type browseSource struct {
+	name, stream string
+	start        string // XRANGE start of the next read
+	buf          []redis.XMessage
+	done         bool // nothing after buf is left in the range
+}
+
+// fillBrowse reads up to n entries of each source that has none read
+// ahead and is not done, in one pipeline.
+func (in *Inspector) fillBrowse(ctx context.Context, srcs []*browseSource, end string, n int) error {
+	var need []*browseSource
+	var reads []rdb.RangeRead
+	for _, s := range srcs {
+		if len(s.buf) == 0 && !s.done {
+			need = append(need, s)
+			reads = append(reads, rdb.RangeRead{Stream: s.stream, Start: s.start, End: end, Count: int64(n)})
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	res, err := in.b.rdb.Ranges(ctx, reads, false)
+	if err != nil {
+		return wrapOp("browse events", err)
+	}
+	for i, s := range need {
+		s.buf = res[i]
+		if len(s.buf) < n {
+			s.done = true
+		}
+		if len(s.buf) > 0 {
+			last := s.buf[len(s.buf)-1].ID
+			if last == rdb.MaxID {
+				s.done = true
+			} else {
+				s.start = rdb.After(last)
+			}
+		}
+	}
+	return nil
 }
 
 // check validates f and returns its effective limit.
@@ -159,7 +241,7 @@ func (f EventFilter) check() (int, error) {
 	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
 		return 0, bad("to", "%s is before from %s", f.To.Format(time.RFC3339Nano), f.From.Format(time.RFC3339Nano))
 	}
-	if f.Cursor != "" && !rdb.ValidID(f.Cursor) {
+	if _, _, ok := rdb.ParseRef(f.Cursor); f.Cursor != "" && !ok {
 		return 0, bad("cursor", "%q is not a cursor returned by a previous page", f.Cursor)
 	}
 	switch {

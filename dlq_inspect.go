@@ -32,17 +32,34 @@ const (
 	auditDLQPurge   = "dlq.purge"
 )
 
+// DLQ entry ids across partitions. Each partition has its own DLQ
+// (dead letters of its entries, with its index and counters). The id of a
+// DLQ entry as callers see it (DeadLetter.ID, DLQItem.ID, DLQSelection.IDs,
+// cursors) is its stream id when the entry is in the shared partition
+// (with one partition, every entry: today's plain ids) and
+// "<partition name>-<stream id>" otherwise, e.g. "p3-1712345678901-0":
+// URL-safe, unique across partitions, and stable across configuration
+// changes (the name is the partition's key base without the prefix, "p3",
+// or "p3.12" with a salted cluster tag; a previous layout's partitions
+// keep theirs). Listings merge the partitions newest first by stream id,
+// then partition name; a cursor is the id of the last entry read.
+
 // dlqRead is a DLQ entry read back with what acting on it needs.
 type dlqRead struct {
 	entry   DLQEntry
+	part    int    // the partition whose DLQ holds it
+	sid     string // its stream id there
 	payload string // the event field as stored
 	meta    string // the dlq field as stored (compared by the scripts)
 	ok      bool   // the metadata decoded
 }
 
-// readDLQ decodes a DLQ stream entry.
-func readDLQ(m redis.XMessage) dlqRead {
-	r := dlqRead{}
+// ref is the entry's partition and stream id.
+func (r dlqRead) ref() rdb.DLQRef { return rdb.DLQRef{Partition: r.part, ID: r.sid} }
+
+// readDLQ decodes a DLQ stream entry of partition part.
+func (b *Bus) readDLQ(part int, m redis.XMessage) dlqRead {
+	r := dlqRead{part: part, sid: m.ID}
 	r.payload, _ = m.Values[rdb.FieldEvent].(string)
 	r.meta, _ = m.Values[rdb.FieldDLQ].(string)
 	e := &r.entry
@@ -51,7 +68,7 @@ func readDLQ(m redis.XMessage) dlqRead {
 	} else {
 		r.ok = true
 	}
-	e.ID = m.ID
+	e.ID = rdb.FormatRef(b.rdb.Keys().PartitionName(part), m.ID)
 	if e.MovedAt.IsZero() {
 		e.MovedAt, _ = rdb.IDTime(m.ID)
 	}
@@ -141,63 +158,147 @@ func (q dlqQuery) matches(scope Scope, r dlqRead) bool {
 	return true
 }
 
+// dlqSource is one partition's DLQ in a merged scan: entries read ahead
+// (newest first) and where to read on.
+type dlqSource struct {
+	part int
+	name string
+	rg   rdb.DLQIDRange
+	buf  []dlqSlot
+	done bool // nothing below buf is left
+}
+
+// dlqSlot is one entry of a scan; m is nil for an index member whose
+// entry was removed meanwhile.
+type dlqSlot struct {
+	id string
+	m  *redis.XMessage
+}
+
 // scan reads DLQ entries newest first, below cursor ("" from the newest),
 // at most readMax of them, and calls fn with each that matches q until fn
-// returns false. It returns the cursor to continue from: the id of the
-// entry fn refused, or of the last entry read; "" when the DLQ (or the
-// tenant's part of it) was read to its end. A tenant's entries are found
-// through the DLQ index: no other tenant's entry is read. The first read
-// asks for first entries (at least 1), the next ones for browseChunk.
+// returns false. The partitions' DLQs are merged by stream id, then
+// partition name, both descending; cursor and the returned cursor are
+// entry ids (see above) in that order. It returns the cursor to continue
+// from: the id of the entry fn refused, or of the last entry read; ""
+// when the DLQ (or the tenant's part of it) was read to its end. A
+// tenant's entries are found through each partition's DLQ index: no other
+// tenant's entry is read. The first read asks each partition for first
+// entries (at least 1), the next ones for browseChunk, each batch in one
+// pipeline.
 func (in *Inspector) scan(ctx context.Context, scope Scope, q dlqQuery, cursor string, readMax, first int, fn func(dlqRead) bool) (string, error) {
 	b := in.b
-	rg := q.rg
-	rg.Before = cursor
-	read := 0
-	chunk := max(1, min(first, browseChunk))
-	for read < readMax {
-		n := min(chunk, readMax-read)
-		chunk = browseChunk
-		var msgs []redis.XMessage
-		var fetched int
-		var last string
-		if q.tenant != "" || !scope.All() {
-			tenant := q.tenant
-			if tenant == "" {
-				tenant = scope.TenantID()
+	k := b.rdb.Keys()
+	cName, cID, _ := rdb.ParseRef(cursor)
+	tenant := q.tenant
+	if tenant == "" && !scope.All() {
+		tenant = scope.TenantID()
+	}
+	srcs := make([]*dlqSource, k.Partitions())
+	for p := range srcs {
+		s := &dlqSource{part: p, name: k.PartitionName(p), rg: q.rg}
+		if cursor != "" {
+			if s.name < cName { // the cursor's id itself is still ahead
+				if s.rg.To == "" || rdb.CompareIDs(cID, s.rg.To) < 0 {
+					s.rg.To = cID
+				}
+			} else {
+				s.rg.Before = cID
 			}
-			ids, err := b.rdb.DLQTenantIDs(ctx, tenant, rg, n)
+		}
+		srcs[p] = s
+	}
+	fill := func(n int) error {
+		var need []*dlqSource
+		for _, s := range srcs {
+			if len(s.buf) == 0 && !s.done {
+				need = append(need, s)
+			}
+		}
+		if len(need) == 0 {
+			return nil
+		}
+		reads := make([]rdb.DLQRangeRead, len(need))
+		for i, s := range need {
+			reads[i] = rdb.DLQRangeRead{Partition: s.part, Tenant: tenant, Range: s.rg, Count: n}
+		}
+		if tenant != "" || !scope.All() {
+			lists, err := b.rdb.DLQTenantIDs(ctx, reads)
 			if err != nil {
-				return "", wrapOp("read dead letters", err)
+				return wrapOp("read dead letters", err)
 			}
-			if msgs, err = b.rdb.DLQEntries(ctx, ids); err != nil {
-				return "", wrapOp("read dead letters", err)
+			var refs []rdb.DLQRef
+			for i, s := range need {
+				for _, id := range lists[i] {
+					refs = append(refs, rdb.DLQRef{Partition: s.part, ID: id})
+				}
 			}
-			fetched = len(ids)
-			if fetched > 0 {
-				last = ids[fetched-1]
+			msgs, err := b.rdb.DLQEntries(ctx, refs)
+			if err != nil {
+				return wrapOp("read dead letters", err)
+			}
+			found := make(map[rdb.DLQRef]*redis.XMessage, len(msgs))
+			for i := range msgs {
+				found[rdb.DLQRef{Partition: msgs[i].Partition, ID: msgs[i].ID}] = &msgs[i].XMessage
+			}
+			for i, s := range need {
+				for _, id := range lists[i] {
+					s.buf = append(s.buf, dlqSlot{id: id, m: found[rdb.DLQRef{Partition: s.part, ID: id}]})
+				}
 			}
 		} else {
-			var err error
-			if msgs, err = b.rdb.DLQRevRange(ctx, rg, n); err != nil {
-				return "", wrapOp("read dead letters", err)
+			res, err := b.rdb.DLQRevRanges(ctx, reads)
+			if err != nil {
+				return wrapOp("read dead letters", err)
 			}
-			fetched = len(msgs)
-			if fetched > 0 {
-				last = msgs[fetched-1].ID
-			}
-		}
-		read += fetched
-		for _, m := range msgs {
-			if r := readDLQ(m); q.matches(scope, r) && !fn(r) {
-				return m.ID, nil
+			for i, s := range need {
+				for j := range res[i] {
+					s.buf = append(s.buf, dlqSlot{id: res[i][j].ID, m: &res[i][j]})
+				}
 			}
 		}
-		if fetched < n {
-			return "", nil
+		for _, s := range need {
+			if len(s.buf) < n {
+				s.done = true
+			}
+			if len(s.buf) > 0 {
+				s.rg.Before = s.buf[len(s.buf)-1].id
+			}
 		}
-		rg.Before = last
+		return nil
 	}
-	return rg.Before, nil
+	n := max(1, min(first, browseChunk))
+	last := ""
+	for read := 0; read < readMax; read++ {
+		if err := fill(n); err != nil {
+			return "", err
+		}
+		n = min(browseChunk, readMax-read)
+		var top *dlqSource
+		for _, s := range srcs {
+			if len(s.buf) > 0 && (top == nil || rdb.CompareRefs(s.name, s.buf[0].id, top.name, top.buf[0].id) > 0) {
+				top = s
+			}
+		}
+		if top == nil {
+			return "", nil // every partition was read to its end
+		}
+		sl := top.buf[0]
+		top.buf = top.buf[1:]
+		last = rdb.FormatRef(top.name, sl.id)
+		if sl.m == nil {
+			continue
+		}
+		if r := b.readDLQ(top.part, *sl.m); q.matches(scope, r) && !fn(r) {
+			return last, nil
+		}
+	}
+	for _, s := range srcs {
+		if len(s.buf) > 0 || !s.done {
+			return last, nil
+		}
+	}
+	return "", nil
 }
 
 // DeadLetters lists the dead letters in scope that match opts.Filter,
@@ -220,7 +321,7 @@ func (in *Inspector) DeadLetters(ctx context.Context, scope Scope, opts DLQListO
 	}
 	limit := opts.Limit
 	switch {
-	case opts.Cursor != "" && !rdb.ValidID(opts.Cursor):
+	case opts.Cursor != "" && !validRef(opts.Cursor):
 		return DLQPage{}, &FilterError{Field: "cursor", Reason: fmt.Sprintf("%q is not a cursor returned by a previous page", opts.Cursor)}
 	case limit < 0 || limit > MaxBrowseLimit:
 		return DLQPage{}, &FilterError{Field: "limit", Reason: fmt.Sprintf("%d is not between 1 and %d", limit, MaxBrowseLimit)}
@@ -241,25 +342,44 @@ func (in *Inspector) DeadLetters(ctx context.Context, scope Scope, opts DLQListO
 	return page, nil
 }
 
+// validRef reports whether s is a DLQ entry id or cursor (a stream id,
+// optionally preceded by a partition name).
+func validRef(s string) bool {
+	_, _, ok := rdb.ParseRef(s)
+	return ok
+}
+
+// dlqRef resolves a DLQ entry id to its partition and stream id; false
+// when it is not one or names a partition the bus does not hold.
+func (b *Bus) dlqRef(id string) (rdb.DLQRef, bool) {
+	name, sid, ok := rdb.ParseRef(id)
+	if !ok {
+		return rdb.DLQRef{}, false
+	}
+	p, ok := b.rdb.Keys().PartitionNamed(name)
+	return rdb.DLQRef{Partition: p, ID: sid}, ok
+}
+
 // eventDeadLetters reads every dead letter in scope of each event, oldest
-// first per event, in two round trips (the index, then the entries).
+// first per event, in two round trips (every partition's index, then the
+// entries).
 func (in *Inspector) eventDeadLetters(ctx context.Context, scope Scope, eventIDs []string) ([]dlqRead, error) {
 	b := in.b
 	lists, err := b.rdb.DLQEventIDs(ctx, eventIDs)
 	if err != nil {
 		return nil, wrapOp("read dead letters", err)
 	}
-	var ids []string
+	var refs []rdb.DLQRef
 	for _, l := range lists {
-		ids = append(ids, l...)
+		refs = append(refs, l...)
 	}
-	msgs, err := b.rdb.DLQEntries(ctx, ids)
+	msgs, err := b.rdb.DLQEntries(ctx, refs)
 	if err != nil {
 		return nil, wrapOp("read dead letters", err)
 	}
 	out := make([]dlqRead, 0, len(msgs))
 	for _, m := range msgs {
-		r := readDLQ(m)
+		r := b.readDLQ(m.Partition, m.XMessage)
 		if r.ok && scope.Includes(r.entry.TenantID) && slices.Contains(eventIDs, r.entry.EventID) {
 			out = append(out, r)
 		}
@@ -293,24 +413,27 @@ func (in *Inspector) DeadLettersOf(ctx context.Context, scope Scope, eventID str
 	return out, nil
 }
 
-// DeadLetter returns the DLQ entry id in scope. ErrNotFound when it does
-// not exist or is another tenant's (an entry that is not a valid event,
-// which has no tenant, is found with AllTenants only).
+// DeadLetter returns the DLQ entry id in scope (an id as DeadLetter.ID
+// gives it: a stream id, or "<partition>-<stream id>" with several
+// partitions). ErrNotFound when it does not exist or is another tenant's
+// (an entry that is not a valid event, which has no tenant, is found with
+// AllTenants only).
 func (in *Inspector) DeadLetter(ctx context.Context, scope Scope, id string) (DLQEntry, error) {
 	if err := scope.Validate(); err != nil {
 		return DLQEntry{}, err
 	}
-	if !rdb.ValidID(id) {
+	ref, ok := in.b.dlqRef(id)
+	if !ok {
 		return DLQEntry{}, ErrNotFound
 	}
-	msgs, err := in.b.rdb.DLQEntries(ctx, []string{id})
+	msgs, err := in.b.rdb.DLQEntries(ctx, []rdb.DLQRef{ref})
 	if err != nil {
 		return DLQEntry{}, wrapOp("read dead letter", err)
 	}
 	if len(msgs) == 0 {
 		return DLQEntry{}, ErrNotFound
 	}
-	r := readDLQ(msgs[0])
+	r := in.b.readDLQ(msgs[0].Partition, msgs[0].XMessage)
 	if !scope.Includes(r.entry.TenantID) {
 		return DLQEntry{}, ErrNotFound
 	}
@@ -363,11 +486,20 @@ func (in *Inspector) Redrive(ctx context.Context, scope Scope, actor Actor, even
 	return res.Redriven, err
 }
 
-// redrive redrives rs (chunk by chunk, each entry atomically), adding
-// the outcomes to res. Entries past the redrive limit or not redrivable
-// are counted and left in the DLQ.
+// byPartition returns rs grouped by partition (stably), so that bulk
+// actions pipeline each partition's entries together.
+func byPartition(rs []dlqRead) []dlqRead {
+	out := slices.Clone(rs)
+	slices.SortStableFunc(out, func(a, b dlqRead) int { return a.part - b.part })
+	return out
+}
+
+// redrive redrives rs (chunk by chunk, grouped by partition, each entry
+// atomically on its partition), adding the outcomes to res. Entries past
+// the redrive limit or not redrivable are counted and left in the DLQ.
 func (in *Inspector) redrive(ctx context.Context, rs []dlqRead, res *BulkResult) error {
 	b := in.b
+	rs = byPartition(rs)
 	now := time.Now().UTC()
 	items := make([]rdb.Redrive, 0, min(len(rs), dlqActChunk))
 	flush := func() error {
@@ -413,10 +545,11 @@ func (in *Inspector) redrive(ctx context.Context, rs []dlqRead, res *BulkResult)
 
 // redriveOf builds the redrive of one dead letter: a retry due now for
 // each of its handlers, attempt 1 (a fresh retry budget), the error
-// history kept, its redrive count one higher.
+// history kept, its redrive count one higher. The retry goes to the
+// retry keys and status hash of the entry's partition (the partition
+// whose entry it was).
 func (b *Bus) redriveOf(r dlqRead, now time.Time) rdb.Redrive {
 	dl := &r.entry.DeadLetter
-	k := b.rdb.Keys()
 	handlers := dl.Handlers
 	if len(handlers) == 0 {
 		handlers = []string{dl.Handler}
@@ -424,12 +557,6 @@ func (b *Bus) redriveOf(r dlqRead, now time.Time) rdb.Redrive {
 	statusID := dl.StatusID
 	if statusID == "" {
 		statusID = rdb.ScopedID(dl.TenantID, dl.EventID)
-	}
-	part := 0
-	for p := range k.Partitions() {
-		if dl.Stream == k.MainPartition(p) {
-			part = p
-		}
 	}
 	group := dl.Group
 	if group == "" {
@@ -441,7 +568,7 @@ func (b *Bus) redriveOf(r dlqRead, now time.Time) rdb.Redrive {
 	}
 	rec, _ := json.Marshal(handlerRecord{State: handlerRetrying, Attempts: dl.Attempts, LastError: last, NextAttemptAt: &now, UpdatedAt: now})
 	out := rdb.Redrive{
-		ID: dl.ID, MetaSum: rdb.MetaSum(r.meta), Group: group, StatusID: statusID, Partition: part,
+		ID: r.sid, MetaSum: rdb.MetaSum(r.meta), Group: group, StatusID: statusID, Partition: r.part,
 		StreamID: dl.OriginalStreamID, Type: dl.Type, Tenant: dl.TenantID, OpenTTL: b.cfg.Retention.Main,
 	}
 	for _, h := range handlers {
@@ -457,14 +584,16 @@ func (b *Bus) redriveOf(r dlqRead, now time.Time) rdb.Redrive {
 	return out
 }
 
-// remove deletes rs (chunk by chunk, each entry atomically with its index
-// members), adding the outcomes to res.
+// remove deletes rs (chunk by chunk, grouped by partition, each entry
+// atomically with its index members on its partition), adding the
+// outcomes to res.
 func (in *Inspector) remove(ctx context.Context, rs []dlqRead, res *BulkResult) error {
+	rs = byPartition(rs)
 	for start := 0; start < len(rs); start += dlqActChunk {
 		chunk := rs[start:min(start+dlqActChunk, len(rs))]
-		ids, sums := make([]string, len(chunk)), make([]string, len(chunk))
+		ids, sums := make([]rdb.DLQRef, len(chunk)), make([]string, len(chunk))
 		for i, r := range chunk {
-			ids[i], sums[i] = r.entry.ID, rdb.MetaSum(r.meta)
+			ids[i], sums[i] = r.ref(), rdb.MetaSum(r.meta)
 		}
 		out, err := in.b.rdb.DeleteDLQ(ctx, ids, sums)
 		for _, o := range out {
@@ -599,7 +728,7 @@ func (sel DLQSelection) check() (string, error) {
 		return "", &FilterError{Field: "eventIds", Reason: fmt.Sprintf("%d event ids: at most %d (select more with a filter)", len(sel.EventIDs), DLQSelectMax)}
 	}
 	for _, id := range sel.IDs {
-		if !rdb.ValidID(id) {
+		if !validRef(id) {
 			return "", &FilterError{Field: "ids", Reason: fmt.Sprintf("%q is not a DLQ entry id", id)}
 		}
 	}
@@ -620,13 +749,19 @@ func (in *Inspector) selectDLQ(ctx context.Context, scope Scope, sel DLQSelectio
 	}
 	switch kind {
 	case "ids":
-		msgs, err := in.b.rdb.DLQEntries(ctx, sel.IDs)
+		refs := make([]rdb.DLQRef, 0, len(sel.IDs))
+		for _, id := range sel.IDs {
+			if ref, ok := in.b.dlqRef(id); ok { // another partition name: not found
+				refs = append(refs, ref)
+			}
+		}
+		msgs, err := in.b.rdb.DLQEntries(ctx, refs)
 		if err != nil {
 			return wrapOp("read dead letters", err)
 		}
 		var rs []dlqRead
 		for _, m := range msgs {
-			if r := readDLQ(m); scope.Includes(r.entry.TenantID) {
+			if r := in.b.readDLQ(m.Partition, m.XMessage); scope.Includes(r.entry.TenantID) {
 				rs = append(rs, r)
 			}
 		}

@@ -146,7 +146,7 @@ func writeEventTable(w io.Writer, items []eventbus.BrowsedEvent) error {
 		if it.DecodeError != "" {
 			id += " (invalid: " + it.DecodeError + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.StreamID, it.Time.UTC().Format("2006-01-02T15:04:05.000Z"), typ, tenant, id)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Cursor(), it.Time.UTC().Format("2006-01-02T15:04:05.000Z"), typ, tenant, id)
 	}
 	return tw.Flush()
 }

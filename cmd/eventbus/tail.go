@@ -83,7 +83,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if it.DecodeError != "" {
 			id += " (invalid: " + it.DecodeError + ")"
 		}
-		_, err := fmt.Fprintf(stdout, "%-24s  %-20s  %-32s  %-16s  %s\n", it.Time.UTC().Format("2006-01-02T15:04:05.000Z"), it.StreamID, typ, tenant, id)
+		_, err := fmt.Fprintf(stdout, "%-24s  %-20s  %-32s  %-16s  %s\n", it.Time.UTC().Format("2006-01-02T15:04:05.000Z"), it.Cursor(), typ, tenant, id)
 		return err
 	})
 	if err != nil {

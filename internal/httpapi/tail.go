@@ -40,8 +40,9 @@ const (
 // errHubClosed: the server is shutting down.
 var errHubClosed = errors.New("live tail: server shutting down")
 
-// tailHub is the one reader of the main stream behind every live tail of
-// a server: a single Inspector.Tail loop (XREAD BLOCK, no consumer group)
+// tailHub is the one reader of the main streams behind every live tail of
+// a server: a single Inspector.Tail loop (XREAD BLOCK, no consumer group;
+// every partition, one reader per partition on a Redis Cluster)
 // that runs while at least one client is connected and fans each entry
 // out to the clients whose scope and patterns match it. Each client has
 // a bounded buffer; a client whose buffer is full is dropped (its stream
@@ -218,7 +219,7 @@ func (h *tailHub) read(ctx context.Context, gen uint64, ready, done chan struct{
 	close(ready)
 	for {
 		err := h.insp.Tail(ctx, eventbus.AllTenants(), eventbus.TailFilter{After: pos}, func(it eventbus.BrowsedEvent) error {
-			pos = it.StreamID
+			pos = eventbus.NextTailPosition(pos, it)
 			h.fanOut(gen, it)
 			return nil
 		})
@@ -253,7 +254,7 @@ func (h *tailHub) fanOut(gen uint64, it eventbus.BrowsedEvent) {
 					slog.String("stream_id", it.StreamID), slog.String("error", err.Error()))
 				return
 			}
-			ev = tailEvent{id: it.StreamID, data: data}
+			ev = tailEvent{id: it.Cursor(), data: data}
 		}
 		select {
 		case c.events <- ev:
@@ -276,8 +277,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // streamEvents serves GET /v1/events/stream?type&tenantId: a live tail of
-// the main stream as Server-Sent Events. Each new entry in scope whose
-// type matches a pattern is sent as "id: <stream id>", "event: event",
+// the main streams as Server-Sent Events. Each new entry in scope whose
+// type matches a pattern is sent as "id: <cursor>" (its stream id with
+// one partition, BrowsedEvent.Cursor), "event: event",
 // "data: <the entry as GET /v1/events lists it>"; a comment line every 15
 // s keeps proxies from closing it. Scope and patterns are those of GET
 // /v1/events: any authenticated role; a tenant token sees its own tenant

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,9 +175,11 @@ return id
 
 // DLQAdd is one entry for AddDLQ.
 type DLQAdd struct {
-	ID      string // the stream id; "" or "*" for a new one
-	Payload string // the event field
-	Meta    []byte // the dlq field (DeadLetter JSON)
+	// Partition is the partition whose DLQ gets the entry.
+	Partition int
+	ID        string // the stream id; "" or "*" for a new one
+	Payload   string // the event field
+	Meta      []byte // the dlq field (DeadLetter JSON)
 }
 
 // AddDLQ writes DLQ entries, each indexed in the same script run,
@@ -195,7 +198,8 @@ func (r *RDB) AddDLQ(ctx context.Context, items []DLQAdd) ([]string, error) {
 			if id == "" {
 				id = "*"
 			}
-			cmds[i] = addDLQ.EvalSha(ctx, p, []string{k.DLQ(), k.DLQIndex()}, id, it.Payload, it.Meta)
+			pk := k.Partition(it.Partition)
+			cmds[i] = addDLQ.EvalSha(ctx, p, []string{pk.DLQ(), pk.DLQIndex()}, id, it.Payload, it.Meta)
 		}
 		return nil
 	})
@@ -317,18 +321,45 @@ func (rg DLQIDRange) lower(prefix string) string {
 	return "[" + prefix
 }
 
-// DLQTenantIDs returns up to count DLQ entry ids of tenant within rg,
-// newest first, from the index (one round trip).
-func (r *RDB) DLQTenantIDs(ctx context.Context, tenant string, rg DLQIDRange, count int) ([]string, error) {
-	p := dlqTenantPrefix(tenant)
-	end := "(" + strings.TrimSuffix(p, ":") + ";" // ';' sorts right after ':'
-	ms, err := r.c.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: r.keys.DLQIndex(), Start: rg.upper(p, end), Stop: rg.lower(p), ByLex: true, Rev: true, Count: int64(count),
-	}).Result()
+// DLQRef names one DLQ entry: its partition and its stream id there.
+type DLQRef struct {
+	Partition int
+	ID        string
+}
+
+// DLQRangeRead is one read of a batch of DLQ reads: up to Count entries
+// of partition Partition's DLQ within Range, newest first; with
+// DLQTenantIDs, only those of Tenant.
+type DLQRangeRead struct {
+	Partition int
+	Tenant    string
+	Range     DLQIDRange
+	Count     int
+}
+
+// DLQTenantIDs returns, for each read, up to Count DLQ entry ids of its
+// tenant within its range, newest first, from its partition's index (one
+// pipeline; on a Redis Cluster one per node).
+func (r *RDB) DLQTenantIDs(ctx context.Context, reads []DLQRangeRead) ([][]string, error) {
+	cmds := make([]*redis.StringSliceCmd, len(reads))
+	_, err := r.c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, rd := range reads {
+			p := dlqTenantPrefix(rd.Tenant)
+			end := "(" + strings.TrimSuffix(p, ":") + ";" // ';' sorts right after ':'
+			cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
+				Key: r.keys.Partition(rd.Partition).DLQIndex(), Start: rd.Range.upper(p, end), Stop: rd.Range.lower(p), ByLex: true, Rev: true, Count: int64(rd.Count),
+			})
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("dlq index of tenant %q: %w", tenant, err)
+		return nil, fmt.Errorf("dlq index: %w", err)
 	}
-	return idsOf(ms), nil
+	out := make([][]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = idsOf(c.Val())
+	}
+	return out, nil
 }
 
 // dlqTenantRange is the lexicographic range of every index member of
@@ -339,13 +370,24 @@ func dlqTenantRange(tenant string) (lo, hi string) {
 	return "[" + p, "(" + strings.TrimSuffix(p, ":") + ";"
 }
 
-// DLQTenantCount counts the DLQ entries of tenant (ZLEXCOUNT on the index:
-// constant work per entry counted, no stream read).
+// DLQTenantCount counts the DLQ entries of tenant in every partition
+// (ZLEXCOUNT on each partition's index, pipelined: constant work per
+// entry counted, no stream read).
 func (r *RDB) DLQTenantCount(ctx context.Context, tenant string) (int64, error) {
 	lo, hi := dlqTenantRange(tenant)
-	n, err := r.c.ZLexCount(ctx, r.keys.DLQIndex(), lo, hi).Result()
+	cmds := make([]*redis.IntCmd, r.keys.Partitions())
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.ZLexCount(ctx, r.keys.Partition(i).DLQIndex(), lo, hi)
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("dlq index of tenant %q: %w", tenant, err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }
@@ -353,25 +395,39 @@ func (r *RDB) DLQTenantCount(ctx context.Context, tenant string) (int64, error) 
 // dlqEventMax bounds the DLQ entries read for one event id.
 const dlqEventMax = 1000
 
-// DLQEventIDs returns, for each of eventIDs, the ids of its DLQ entries,
-// oldest first (at most 1000 each), from the index in one round trip.
-func (r *RDB) DLQEventIDs(ctx context.Context, eventIDs []string) ([][]string, error) {
-	cmds := make([]*redis.StringSliceCmd, len(eventIDs))
+// DLQEventIDs returns, for each of eventIDs, its DLQ entries in every
+// partition, oldest first (by stream id, then partition name; at most
+// 1000 per partition), from the partitions' indexes in one pipeline (on a
+// Redis Cluster, one per node).
+func (r *RDB) DLQEventIDs(ctx context.Context, eventIDs []string) ([][]DLQRef, error) {
+	n := r.keys.Partitions()
+	cmds := make([]*redis.StringSliceCmd, len(eventIDs)*n)
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range eventIDs {
 			pre := dlqEventPrefix(ev)
-			cmds[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{
-				Key: r.keys.DLQIndex(), Start: "[" + pre, Stop: "(" + strings.TrimSuffix(pre, ":") + ";", ByLex: true, Count: dlqEventMax,
-			})
+			for part := range n {
+				cmds[i*n+part] = p.ZRangeArgs(ctx, redis.ZRangeArgs{
+					Key: r.keys.Partition(part).DLQIndex(), Start: "[" + pre, Stop: "(" + strings.TrimSuffix(pre, ":") + ";", ByLex: true, Count: dlqEventMax,
+				})
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dlq index of events: %w", err)
 	}
-	out := make([][]string, len(cmds))
-	for i, c := range cmds {
-		out[i] = idsOf(c.Val())
+	out := make([][]DLQRef, len(eventIDs))
+	for i := range eventIDs {
+		for part := range n {
+			for _, id := range idsOf(cmds[i*n+part].Val()) {
+				out[i] = append(out[i], DLQRef{Partition: part, ID: id})
+			}
+		}
+		if n > 1 {
+			slices.SortFunc(out[i], func(a, b DLQRef) int {
+				return CompareRefs(r.keys.PartitionName(a.Partition), a.ID, r.keys.PartitionName(b.Partition), b.ID)
+			})
+		}
 	}
 	return out, nil
 }
@@ -386,39 +442,46 @@ func idsOf(members []string) []string {
 	return out
 }
 
-// DLQEntries reads the DLQ entries ids in one round trip; an entry that
-// does not exist is left out.
-func (r *RDB) DLQEntries(ctx context.Context, ids []string) ([]redis.XMessage, error) {
-	if len(ids) == 0 {
+// DLQMessage is a DLQ entry read back, with its partition.
+type DLQMessage struct {
+	Partition int
+	redis.XMessage
+}
+
+// DLQEntries reads the DLQ entries refs (each from its partition's DLQ)
+// in one pipeline (on a Redis Cluster, one per node), in the order of
+// refs; an entry that does not exist is left out.
+func (r *RDB) DLQEntries(ctx context.Context, refs []DLQRef) ([]DLQMessage, error) {
+	if len(refs) == 0 {
 		return nil, nil
 	}
-	dlq := r.keys.DLQ()
-	cmds := make([]*redis.XMessageSliceCmd, len(ids))
+	cmds := make([]*redis.XMessageSliceCmd, len(refs))
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.XRangeN(ctx, dlq, id, id, 1)
+		for i, ref := range refs {
+			cmds[i] = p.XRangeN(ctx, r.keys.Partition(ref.Partition).DLQ(), ref.ID, ref.ID, 1)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("xrange %s: %w", dlq, err)
+		return nil, fmt.Errorf("xrange dlq: %w", err)
 	}
-	out := make([]redis.XMessage, 0, len(ids))
-	for _, c := range cmds {
+	out := make([]DLQMessage, 0, len(refs))
+	for i, c := range cmds {
 		if v := c.Val(); len(v) == 1 {
-			out = append(out, v[0])
+			out = append(out, DLQMessage{Partition: refs[i].Partition, XMessage: v[0]})
 		}
 	}
 	return out, nil
 }
 
-// DLQRevRange reads up to count DLQ entries within rg, newest first.
-func (r *RDB) DLQRevRange(ctx context.Context, rg DLQIDRange, count int) ([]redis.XMessage, error) {
-	end, start := "+", "-"
+// revBounds is rg as XREVRANGE's end and start; empty when nothing can be
+// in it.
+func (rg DLQIDRange) revBounds() (end, start string, empty bool) {
+	end, start = "+", "-"
 	switch {
 	case rg.Before != "" && (rg.To == "" || CompareIDs(rg.Before, rg.To) <= 0):
 		if rg.Before == "0-0" {
-			return nil, nil
+			return "", "", true
 		}
 		end = Before(rg.Before)
 	case rg.To != "":
@@ -427,19 +490,56 @@ func (r *RDB) DLQRevRange(ctx context.Context, rg DLQIDRange, count int) ([]redi
 	if rg.From != "" {
 		start = rg.From
 	}
-	return r.RevRange(ctx, r.keys.DLQ(), end, start, int64(count))
+	return end, start, false
 }
 
-// DLQCounts reads the DLQ counters (DLQCounterTrimmed...).
+// DLQRevRanges runs reads (their Tenant ignored): for each, up to Count
+// entries of its partition's DLQ within its range, newest first, in one
+// pipeline (on a Redis Cluster, one per node).
+func (r *RDB) DLQRevRanges(ctx context.Context, reads []DLQRangeRead) ([][]redis.XMessage, error) {
+	rrs := make([]RangeRead, 0, len(reads))
+	at := make([]int, len(reads))
+	for i, rd := range reads {
+		end, start, empty := rd.Range.revBounds()
+		if empty {
+			at[i] = -1
+			continue
+		}
+		at[i] = len(rrs)
+		rrs = append(rrs, RangeRead{Stream: r.keys.Partition(rd.Partition).DLQ(), Start: start, End: end, Count: int64(rd.Count)})
+	}
+	res, err := r.Ranges(ctx, rrs, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]redis.XMessage, len(reads))
+	for i, j := range at {
+		if j >= 0 {
+			out[i] = res[j]
+		}
+	}
+	return out, nil
+}
+
+// DLQCounts reads the DLQ counters (DLQCounterTrimmed...), summed over
+// every partition (one pipeline; on a Redis Cluster one per node).
 func (r *RDB) DLQCounts(ctx context.Context) (map[string]int64, error) {
-	m, err := r.c.HGetAll(ctx, r.keys.DLQCounters()).Result()
+	cmds := make([]*redis.MapStringStringCmd, r.keys.Partitions())
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.HGetAll(ctx, r.keys.Partition(i).DLQCounters())
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dlq counters: %w", err)
 	}
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		out[k] = n
+	out := map[string]int64{}
+	for _, c := range cmds {
+		for k, v := range c.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			out[k] += n
+		}
 	}
 	return out, nil
 }
@@ -458,7 +558,8 @@ type Redrive struct {
 	MetaSum  string // MetaSum of the metadata the caller read
 	Group    string // the group whose retry keys and status hash get it
 	StatusID string // the event's status hash
-	// Partition is the partition whose retry keys and status hash get it.
+	// Partition is the partition of the DLQ entry, whose retry keys and
+	// status hash get it (one hash slot on a Redis Cluster).
 	Partition int
 	StreamID  string // the event's stream id (status field)
 	Type      string
@@ -478,7 +579,7 @@ func (r *RDB) RedriveDLQ(ctx context.Context, items []Redrive, now time.Time) ([
 	return r.runEach(ctx, redriveDLQ, len(items), func(i int) ([]string, []any) {
 		it := items[i]
 		pk := k.Partition(it.Partition)
-		keys := []string{k.DLQ(), k.DLQIndex(), k.DLQCounters(), pk.RetrySchedule(it.Group), pk.RetryData(it.Group), pk.Status(it.Group, it.StatusID)}
+		keys := []string{pk.DLQ(), pk.DLQIndex(), pk.DLQCounters(), pk.RetrySchedule(it.Group), pk.RetryData(it.Group), pk.Status(it.Group, it.StatusID)}
 		args := make([]any, 0, 7+4*len(it.Handlers))
 		args = append(args, it.ID, it.MetaSum, DueMillis(now), it.OpenTTL.Milliseconds(), it.StreamID, it.Type, it.Tenant)
 		for _, h := range it.Handlers {
@@ -488,13 +589,15 @@ func (r *RDB) RedriveDLQ(ctx context.Context, items []Redrive, now time.Time) ([
 	})
 }
 
-// DeleteDLQ removes DLQ entries (id -> MetaSum of what the caller read,
-// "" to skip that check), each with its index members in one atomic
-// script run, pipelined, and returns each one's outcome like RedriveDLQ.
-func (r *RDB) DeleteDLQ(ctx context.Context, ids, sums []string) ([]int, error) {
+// DeleteDLQ removes DLQ entries (refs[i] -> sums[i], the MetaSum of what
+// the caller read, "" to skip that check), each with its index members in
+// one atomic script run on its partition, pipelined, and returns each
+// one's outcome like RedriveDLQ.
+func (r *RDB) DeleteDLQ(ctx context.Context, refs []DLQRef, sums []string) ([]int, error) {
 	k := r.keys
-	return r.runEach(ctx, deleteDLQ, len(ids), func(i int) ([]string, []any) {
-		return []string{k.DLQ(), k.DLQIndex(), k.DLQCounters()}, []any{ids[i], sums[i]}
+	return r.runEach(ctx, deleteDLQ, len(refs), func(i int) ([]string, []any) {
+		pk := k.Partition(refs[i].Partition)
+		return []string{pk.DLQ(), pk.DLQIndex(), pk.DLQCounters()}, []any{refs[i].ID, sums[i]}
 	})
 }
 

@@ -206,7 +206,7 @@ func TestSettleIndexesDeadLettersAndTrimsOldOnes(t *testing.T) {
 		t.Errorf("trimmed %d, want 3", n[DLQCounterTrimmed])
 	}
 	ids, err := r.DLQEventIDs(ctx, []string{"e1", "old0"})
-	if err != nil || len(ids) != 2 || !slices.Equal(ids[0], []string{msgs[0].ID}) || len(ids[1]) != 0 {
+	if err != nil || len(ids) != 2 || !slices.Equal(ids[0], []DLQRef{{ID: msgs[0].ID}}) || len(ids[1]) != 0 {
 		t.Errorf("event ids %v %v", ids, err)
 	}
 	// An invalid entry's dead letter is indexed under tenant "".
@@ -215,7 +215,7 @@ func TestSettleIndexesDeadLettersAndTrimsOldOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkIndex(t, c, k)
-	if ids, err := r.DLQTenantIDs(ctx, "", DLQIDRange{}, 10); err != nil || len(ids) != 1 {
+	if ids, err := r.DLQTenantIDs(ctx, []DLQRangeRead{{Count: 10}}); err != nil || len(ids[0]) != 1 {
 		t.Errorf("tenant \"\" ids %v %v, want the invalid entry's", ids, err)
 	}
 }
@@ -248,11 +248,11 @@ func TestDLQTenantIDsRanges(t *testing.T) {
 		{"to below cursor", "t", DLQIDRange{To: "1001-9", Before: "1008-1"}, 100, []string{"1001-1", "1000-1"}},
 		{"other tenant", "t2", DLQIDRange{}, 100, []string{}},
 	} {
-		got, err := r.DLQTenantIDs(ctx, tc.tenant, tc.rg, tc.count)
+		res, err := r.DLQTenantIDs(ctx, []DLQRangeRead{{Tenant: tc.tenant, Range: tc.rg, Count: tc.count}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, tc.want) {
+		if got := res[0]; !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -305,7 +305,7 @@ func TestRedriveAndDeleteScripts(t *testing.T) {
 	if d := c.HGet(ctx, k.RetryData(testGroup), RetryMember("g", "1-0", "e1")).Val(); d != `{"handler":"g"}` {
 		t.Errorf("retry data %q", d)
 	}
-	out, err = r.DeleteDLQ(ctx, []string{ids[1], ids[1], ids[0]}, []string{"", "", ""})
+	out, err = r.DeleteDLQ(ctx, []DLQRef{{ID: ids[1]}, {ID: ids[1]}, {ID: ids[0]}}, []string{"", "", ""})
 	if err != nil || !slices.Equal(out, []int{DLQDone, DLQGone, DLQGone}) {
 		t.Fatalf("delete: %v %v", out, err)
 	}

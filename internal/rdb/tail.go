@@ -45,3 +45,47 @@ func (r *RDB) ReadAfter(ctx context.Context, stream, after string, count int64, 
 	}
 	return res[0].Messages, nil
 }
+
+// LastIDs is LastID of each of streams, in one pipeline (on a Redis
+// Cluster, one per node).
+func (r *RDB) LastIDs(ctx context.Context, streams []string) ([]string, error) {
+	cmds := make([]*redis.XMessageSliceCmd, len(streams))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, s := range streams {
+			cmds[i] = p.XRevRangeN(ctx, s, "+", "-", 1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xrevrange: %w", err)
+	}
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = "0-0"
+		if v := c.Val(); len(v) > 0 {
+			out[i] = v[0].ID
+		}
+	}
+	return out, nil
+}
+
+// ReadAfterMany is ReadAfter over several streams in one XREAD (one hash
+// slot on a Redis Cluster): up to count entries of each streams[i]
+// written after afters[i]. It returns nil, nil when nothing arrived in
+// time.
+func (r *RDB) ReadAfterMany(ctx context.Context, streams, afters []string, count int64, block time.Duration) ([]redis.XStream, error) {
+	if block <= 0 {
+		return nil, fmt.Errorf("xread: block %v is not positive", block)
+	}
+	args := make([]string, 0, 2*len(streams))
+	args = append(args, streams...)
+	args = append(args, afters...)
+	res, err := r.c.XRead(ctx, &redis.XReadArgs{Streams: args, Count: count, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xread: %w", err)
+	}
+	return res, nil
+}
