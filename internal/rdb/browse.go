@@ -66,30 +66,6 @@ func After(id string) string { return "(" + id }
 // partition's "" first): a total order in which pages of a merged listing
 // continue exactly where the previous one stopped.
 
-// PartitionName is partition p's stable name: "" for the shared
-// partition, else its key base without the prefix and hash-tag braces
-// ("p3", "p3.12").
-func (k Keys) PartitionName(p int) string {
-	b := k.Partition(p).Base()
-	if b == k.base {
-		return ""
-	}
-	prefix := strings.TrimSuffix(strings.TrimPrefix(k.base, "{"), "}")
-	b = strings.TrimSuffix(strings.TrimPrefix(b, "{"), "}")
-	return strings.TrimPrefix(strings.TrimPrefix(b, prefix), ":")
-}
-
-// PartitionNamed returns the partition whose PartitionName is name, and
-// whether the bus holds one.
-func (k Keys) PartitionNamed(name string) (int, bool) {
-	for p := range k.Partitions() {
-		if k.PartitionName(p) == name {
-			return p, true
-		}
-	}
-	return 0, false
-}
-
 // FormatRef is the reference of the entry id of the partition named name.
 func FormatRef(name, id string) string {
 	if name == "" {

@@ -158,6 +158,30 @@ func (k Keys) PartitionOf(stream string) (int, bool) {
 	return 0, false
 }
 
+// PartitionName is partition p's stable name: "" for the shared
+// partition, else its key base without the prefix and hash-tag braces
+// ("p3", "p3.12").
+func (k Keys) PartitionName(p int) string {
+	b := k.Partition(p).Base()
+	if b == k.base {
+		return ""
+	}
+	prefix := strings.TrimSuffix(strings.TrimPrefix(k.base, "{"), "}")
+	b = strings.TrimSuffix(strings.TrimPrefix(b, "{"), "}")
+	return strings.TrimPrefix(strings.TrimPrefix(b, prefix), ":")
+}
+
+// PartitionNamed returns the partition whose PartitionName is name, and
+// whether the bus holds one.
+func (k Keys) PartitionNamed(name string) (int, bool) {
+	for p := range k.Partitions() {
+		if k.PartitionName(p) == name {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
 // MainPartition is partition p's main stream; MainPartition(0) is Main().
 func (k Keys) MainPartition(p int) string { return k.Partition(p).Main() }
 
