@@ -80,9 +80,12 @@ type scaleSample struct {
 	RedisCPU        []float64 `json:"redisCpuPercent"`    // each redis-server, % of one core
 	MachineBusy     float64   `json:"machineBusyPercent"` // all cores, % of their total
 	// OtherCPU is the busy time of the machine not accounted for by the
-	// client and the redis-servers (other processes, the kernel's own
-	// work), % of one core: what else competed for the cores.
-	OtherCPU       float64 `json:"otherCpuPercent"`
+	// client, the redis-servers and interrupts (other processes), % of one
+	// core: what else competed for the cores.
+	OtherCPU float64 `json:"otherCpuPercent"`
+	// IRQCPU is the interrupt time (hard and soft: loopback networking),
+	// % of one core; not part of OtherCPU.
+	IRQCPU         float64 `json:"irqCpuPercent"`
 	EntriesPerNode []int64 `json:"entriesPerNode,omitempty"`
 	Error          string  `json:"error,omitempty"`
 }
@@ -98,14 +101,15 @@ func (s scaleSample) redisTotal() float64 {
 // cpuProbe measures the CPU time of this process, of each redis-server and
 // of the whole machine over a window.
 type cpuProbe struct {
-	pids        []int
-	start       time.Time
-	self        time.Duration
-	redis       []time.Duration
-	busy, total time.Duration
-	stopped     bool
-	sample      scaleSample
-	err         error
+	pids      []int
+	start     time.Time
+	self      time.Duration
+	redis     []time.Duration
+	busy, irq time.Duration
+	total     time.Duration
+	stopped   bool
+	sample    scaleSample
+	err       error
 }
 
 // begin starts the timed window.
@@ -120,7 +124,7 @@ func (p *cpuProbe) begin() {
 			p.err = err
 		}
 	}
-	if p.busy, p.total, err = machineCPU(); err != nil {
+	if p.busy, p.irq, p.total, err = machineCPU(); err != nil {
 		p.err = err
 	}
 	p.start = time.Now()
@@ -143,14 +147,15 @@ func (p *cpuProbe) end(n int) {
 		}
 		s.RedisCPU = append(s.RedisCPU, pct(d-p.redis[i]))
 	}
-	busy, total, err := machineCPU()
+	busy, irq, total, err := machineCPU()
 	if err != nil {
 		p.err = err
 	}
 	if total > p.total {
 		s.MachineBusy = 100 * float64(busy-p.busy) / float64(total-p.total)
+		s.IRQCPU = 100 * float64(irq-p.irq) / float64(total-p.total) * float64(runtime.NumCPU())
 	}
-	s.OtherCPU = max(0, s.MachineBusy*float64(runtime.NumCPU())-s.ClientCPU-s.redisTotal())
+	s.OtherCPU = max(0, s.MachineBusy*float64(runtime.NumCPU())-s.ClientCPU-s.redisTotal()-s.IRQCPU)
 	p.sample, p.stopped = s, true
 }
 
@@ -323,7 +328,7 @@ const (
 func waitQuiet(ctx context.Context) {
 	deadline := time.Now().Add(quietWait)
 	for {
-		b0, t0, err := machineCPU()
+		b0, _, t0, err := machineCPU()
 		if err != nil {
 			return
 		}
@@ -332,7 +337,7 @@ func waitQuiet(ctx context.Context) {
 			return
 		case <-time.After(quietProbe):
 		}
-		b1, t1, err := machineCPU()
+		b1, _, t1, err := machineCPU()
 		if err != nil || t1 <= t0 {
 			return
 		}
@@ -394,8 +399,8 @@ func (s scaleSample) describe() string {
 	if s.Error != "" {
 		return "ERROR: " + s.Error
 	}
-	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, other CPU %.0f%%, machine busy %.0f%%%s",
-		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.OtherCPU, s.MachineBusy, entriesText(s.EntriesPerNode))
+	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, irq %.0f%%, other CPU %.0f%%, machine busy %.0f%%%s",
+		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.IRQCPU, s.OtherCPU, s.MachineBusy, entriesText(s.EntriesPerNode))
 }
 
 func percents(vs []float64) string {
@@ -689,6 +694,7 @@ type scaleMedian struct {
 	ClientCPUPer10k float64   `json:"clientCpuPercentPer10kEventsPerSecond"`
 	MachineBusy     float64   `json:"machineBusyPercent"`
 	OtherCPU        float64   `json:"otherCpuPercent"`
+	IRQCPU          float64   `json:"irqCpuPercent"`
 	EntriesPerNode  []int64   `json:"entriesPerNode,omitempty"` // of the median-rate run
 	SuccessfulRuns  int       `json:"successfulRuns"`
 }
@@ -739,6 +745,7 @@ func scaleMedians(samples []scaleSample) *scaleMedian {
 		ClientCPUPer10k: col(func(s scaleSample) float64 { return s.ClientCPU / (s.EventsPerSecond / 1e4) }),
 		MachineBusy:     col(func(s scaleSample) float64 { return s.MachineBusy }),
 		OtherCPU:        col(func(s scaleSample) float64 { return s.OtherCPU }),
+		IRQCPU:          col(func(s scaleSample) float64 { return s.IRQCPU }),
 		SuccessfulRuns:  len(ok),
 	}
 	for j := range ok[0].RedisCPU {
@@ -759,18 +766,18 @@ func (r *scaleReport) markdown() string {
 	fmt.Fprintf(&b, "\n## eventbus scale benchmark (%s, %d runs per row, medians)\n\n", r.Mode, r.Runs)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s; Redis %s; eventbus %s; %d events per end-to-end run, %d per ceiling run.\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.RedisVersion, r.EventbusCommit, r.Counts.EndToEnd, r.Counts.Ceiling)
-	b.WriteString("CPU is % of one core over the timed window (client: this whole process, or redis-benchmark; redis: each server; other: the rest of the machine's busy time); machine busy is % of all cores.\n\n")
-	b.WriteString("| row | events/s | client CPU | redis CPU per node | redis CPU total | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | machine busy | entries per master | ok runs |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("CPU is % of one core over the timed window (client: this whole process, or redis-benchmark; redis: each server; irq: interrupts, mostly loopback networking; other: the rest of the machine's busy time, i.e. other processes); machine busy is % of all cores.\n\n")
+	b.WriteString("| row | events/s | client CPU | redis CPU per node | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | machine busy | entries per master | ok runs |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		m := row.Median
 		if m == nil {
-			fmt.Fprintf(&b, "| %s | error | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
+			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
 			continue
 		}
 		entries := strings.TrimPrefix(entriesText(m.EntriesPerNode), ", entries per master ")
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f%% | %s | %d/%d |\n",
-			row.Label, formatValue(m.EventsPerSecond), m.ClientCPU, percents(m.RedisCPU), m.RedisCPUTotal, m.OtherCPU,
+		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f%% | %s | %d/%d |\n",
+			row.Label, formatValue(m.EventsPerSecond), m.ClientCPU, percents(m.RedisCPU), m.RedisCPUTotal, m.IRQCPU, m.OtherCPU,
 			m.RedisCPUPer10k, m.ClientCPUPer10k, m.MachineBusy, entries, m.SuccessfulRuns, len(row.Samples))
 	}
 	for _, row := range r.Rows {

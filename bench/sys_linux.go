@@ -67,31 +67,36 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// machineCPU returns the busy and total CPU time of all cores so far, from
-// /proc/stat's cpu line (busy: everything but idle and iowait).
-func machineCPU() (busy, total time.Duration, err error) {
+// machineCPU returns the busy, interrupt and total CPU time of all cores
+// so far, from /proc/stat's cpu line. Busy is everything but idle and
+// iowait; irq is the hard and soft interrupt time within it (loopback
+// networking is mostly softirq, charged to no process).
+func machineCPU() (busy, irq, total time.Duration, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected format")
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, 0, fmt.Errorf("/proc/stat: unexpected format")
 	}
-	var all, idle int64
+	var all, idle, irqs int64
 	for i, s := range f[1:] {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+			return 0, 0, 0, fmt.Errorf("/proc/stat: %w", err)
 		}
 		if i >= 8 { // guest and guest_nice are already in user and nice
 			break
 		}
 		all += v
-		if i == 3 || i == 4 {
+		switch i {
+		case 3, 4: // idle, iowait
 			idle += v
+		case 5, 6: // irq, softirq
+			irqs += v
 		}
 	}
-	return time.Duration(all-idle) * clockTick, time.Duration(all) * clockTick, nil
+	return time.Duration(all-idle) * clockTick, time.Duration(irqs) * clockTick, time.Duration(all) * clockTick, nil
 }

@@ -21,4 +21,4 @@ var errNoProc = errors.New("CPU times need Linux's /proc")
 func procCPU(int) (time.Duration, error) { return 0, errNoProc }
 
 // machineCPU is unavailable outside Linux.
-func machineCPU() (busy, total time.Duration, err error) { return 0, 0, errNoProc }
+func machineCPU() (busy, irq, total time.Duration, err error) { return 0, 0, 0, errNoProc }
