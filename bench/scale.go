@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +89,11 @@ type scaleSample struct {
 	// % of one core; not part of OtherCPU.
 	IRQCPU         float64 `json:"irqCpuPercent"`
 	EntriesPerNode []int64 `json:"entriesPerNode,omitempty"`
+	// NetInPerEvent and NetOutPerEvent are the bytes all redis-servers
+	// received and sent per event over the window (every command and
+	// reply: publish, reads, acks, polls).
+	NetInPerEvent  float64 `json:"netInBytesPerEvent"`
+	NetOutPerEvent float64 `json:"netOutBytesPerEvent"`
 	Error          string  `json:"error,omitempty"`
 }
 
@@ -102,6 +109,8 @@ func (s scaleSample) redisTotal() float64 {
 // of the whole machine over a window.
 type cpuProbe struct {
 	pids      []int
+	admins    []*redis.Client // each redis-server, for INFO stats
+	net0      []int64         // bytes in and out of the redis-servers at begin
 	start     time.Time
 	self      time.Duration
 	redis     []time.Duration
@@ -114,6 +123,7 @@ type cpuProbe struct {
 
 // begin starts the timed window.
 func (p *cpuProbe) begin() {
+	p.net0 = p.netBytes()
 	p.redis = make([]time.Duration, len(p.pids))
 	var err error
 	if p.self, err = procCPU(os.Getpid()); err != nil {
@@ -156,7 +166,34 @@ func (p *cpuProbe) end(n int) {
 		s.IRQCPU = 100 * float64(irq-p.irq) / float64(total-p.total) * float64(runtime.NumCPU())
 	}
 	s.OtherCPU = max(0, s.MachineBusy*float64(runtime.NumCPU())-s.ClientCPU-s.redisTotal()-s.IRQCPU)
+	if net := p.netBytes(); net != nil && p.net0 != nil {
+		s.NetInPerEvent = float64(net[0]-p.net0[0]) / float64(n)
+		s.NetOutPerEvent = float64(net[1]-p.net0[1]) / float64(n)
+	}
 	p.sample, p.stopped = s, true
+}
+
+// netBytes returns the bytes every redis-server has received and sent
+// (INFO stats total_net_input_bytes, total_net_output_bytes), summed; nil
+// when one cannot be read.
+func (p *cpuProbe) netBytes() []int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	sum := []int64{0, 0}
+	for _, rc := range p.admins {
+		info, err := rc.Info(ctx, "stats").Result()
+		if err != nil {
+			return nil
+		}
+		for i, f := range []string{"total_net_input_bytes", "total_net_output_bytes"} {
+			v, err := strconv.ParseInt(infoField(info, f), 10, 64)
+			if err != nil {
+				return nil
+			}
+			sum[i] += v
+		}
+	}
+	return sum
 }
 
 // scaleCases lists the rows in table order.
@@ -287,6 +324,13 @@ func runScaleCell(ctx context.Context, sc *scaleCell, c scaleCase, timeout time.
 		return fail(fmt.Errorf("FLUSHALL: %w", err))
 	}
 	sc.probe = cpuProbe{pids: sc.pids()}
+	if sc.cluster != nil {
+		for _, t := range sc.cluster.nodes {
+			sc.probe.admins = append(sc.probe.admins, t.admin)
+		}
+	} else {
+		sc.probe.admins = []*redis.Client{sc.single.admin}
+	}
 	runtime.GC()
 	waitQuiet(ctx)
 	cctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("cell timed out after %v", timeout))
@@ -688,13 +732,15 @@ type scaleRowResult struct {
 type scaleMedian struct {
 	EventsPerSecond float64   `json:"eventsPerSecond"`
 	ClientCPU       float64   `json:"clientCpuPercent"`
-	RedisCPU        []float64 `json:"redisCpuPercent"`
+	RedisCPU        []float64 `json:"redisCpuPercent"` // per node, busiest first
 	RedisCPUTotal   float64   `json:"redisCpuPercentTotal"`
 	RedisCPUPer10k  float64   `json:"redisCpuPercentPer10kEventsPerSecond"`
 	ClientCPUPer10k float64   `json:"clientCpuPercentPer10kEventsPerSecond"`
 	MachineBusy     float64   `json:"machineBusyPercent"`
 	OtherCPU        float64   `json:"otherCpuPercent"`
 	IRQCPU          float64   `json:"irqCpuPercent"`
+	NetInPerEvent   float64   `json:"netInBytesPerEvent"`
+	NetOutPerEvent  float64   `json:"netOutBytesPerEvent"`
 	EntriesPerNode  []int64   `json:"entriesPerNode,omitempty"` // of the median-rate run
 	SuccessfulRuns  int       `json:"successfulRuns"`
 }
@@ -746,10 +792,19 @@ func scaleMedians(samples []scaleSample) *scaleMedian {
 		MachineBusy:     col(func(s scaleSample) float64 { return s.MachineBusy }),
 		OtherCPU:        col(func(s scaleSample) float64 { return s.OtherCPU }),
 		IRQCPU:          col(func(s scaleSample) float64 { return s.IRQCPU }),
+		NetInPerEvent:   col(func(s scaleSample) float64 { return s.NetInPerEvent }),
+		NetOutPerEvent:  col(func(s scaleSample) float64 { return s.NetOutPerEvent }),
 		SuccessfulRuns:  len(ok),
 	}
+	// Per node, busiest first: with one partition the busy master is the
+	// one that owns the prefix's slot, which changes with every run's
+	// prefix.
 	for j := range ok[0].RedisCPU {
-		m.RedisCPU = append(m.RedisCPU, col(func(s scaleSample) float64 { return s.RedisCPU[j] }))
+		m.RedisCPU = append(m.RedisCPU, col(func(s scaleSample) float64 {
+			vs := slices.Clone(s.RedisCPU)
+			slices.SortFunc(vs, func(a, b float64) int { return cmp.Compare(b, a) })
+			return vs[j]
+		}))
 	}
 	best := ok[0]
 	for _, s := range ok {
@@ -767,18 +822,18 @@ func (r *scaleReport) markdown() string {
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s; Redis %s; eventbus %s; %d events per end-to-end run, %d per ceiling run.\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.RedisVersion, r.EventbusCommit, r.Counts.EndToEnd, r.Counts.Ceiling)
 	b.WriteString("CPU is % of one core over the timed window (client: this whole process, or redis-benchmark; redis: each server; irq: interrupts, mostly loopback networking; other: the rest of the machine's busy time, i.e. other processes); machine busy is % of all cores.\n\n")
-	b.WriteString("| row | events/s | client CPU | redis CPU per node | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | machine busy | entries per master | ok runs |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| row | events/s | client CPU | redis CPU per node (busiest first) | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | redis bytes in/out per event | machine busy | entries per master | ok runs |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		m := row.Median
 		if m == nil {
-			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
+			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
 			continue
 		}
 		entries := strings.TrimPrefix(entriesText(m.EntriesPerNode), ", entries per master ")
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f%% | %s | %d/%d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f / %.0f | %.0f%% | %s | %d/%d |\n",
 			row.Label, formatValue(m.EventsPerSecond), m.ClientCPU, percents(m.RedisCPU), m.RedisCPUTotal, m.IRQCPU, m.OtherCPU,
-			m.RedisCPUPer10k, m.ClientCPUPer10k, m.MachineBusy, entries, m.SuccessfulRuns, len(row.Samples))
+			m.RedisCPUPer10k, m.ClientCPUPer10k, m.NetInPerEvent, m.NetOutPerEvent, m.MachineBusy, entries, m.SuccessfulRuns, len(row.Samples))
 	}
 	for _, row := range r.Rows {
 		for _, s := range row.Samples {
