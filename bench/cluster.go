@@ -101,24 +101,27 @@ func (ct *clusterTarget) flush(ctx context.Context) error {
 	return nil
 }
 
-// streamEntries sums XLEN over the keys of one node matching pattern.
-func streamEntries(ctx context.Context, rc *redis.Client, pattern string) (int64, error) {
-	var total int64
+// streamEntries sums XLEN over the keys of one node matching pattern and
+// counts the keys that hold entries.
+func streamEntries(ctx context.Context, rc *redis.Client, pattern string) (total int64, streams int, err error) {
 	var cursor uint64
 	for {
 		keys, next, err := rc.Scan(ctx, cursor, pattern, 1000).Result()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, k := range keys {
 			n, err := rc.XLen(ctx, k).Result()
 			if err != nil {
-				return 0, fmt.Errorf("XLEN %s: %w", k, err)
+				return 0, 0, fmt.Errorf("XLEN %s: %w", k, err)
 			}
 			total += n
+			if n > 0 {
+				streams++
+			}
 		}
 		if next == 0 {
-			return total, nil
+			return total, streams, nil
 		}
 		cursor = next
 	}
@@ -128,4 +131,33 @@ func (ct *clusterTarget) close() {
 	for _, t := range ct.nodes {
 		t.close()
 	}
+}
+
+// balancedStreams returns k stream names under base (k a multiple of the
+// masters), the same number on each master, asking a node for their slots.
+func (ct *clusterTarget) balancedStreams(ctx context.Context, base string, k int) ([]string, error) {
+	per := k / len(ct.nodes)
+	have := make([]int, len(ct.nodes))
+	var out []string
+	for i := 0; len(out) < k; i++ {
+		if i > 100*k {
+			return nil, fmt.Errorf("no balanced stream names under %s", base)
+		}
+		name := fmt.Sprintf("%s:%d", base, i)
+		slot, err := ct.nodes[0].admin.ClusterKeySlot(ctx, name).Result()
+		if err != nil {
+			return nil, fmt.Errorf("CLUSTER KEYSLOT: %w", err)
+		}
+		node := 0 // the slots are split evenly in node order, as startCluster does
+		for j := range ct.nodes {
+			if int(slot) >= j*16384/len(ct.nodes) {
+				node = j
+			}
+		}
+		if have[node] < per {
+			have[node]++
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }

@@ -89,6 +89,9 @@ type scaleSample struct {
 	// % of one core; not part of OtherCPU.
 	IRQCPU         float64 `json:"irqCpuPercent"`
 	EntriesPerNode []int64 `json:"entriesPerNode,omitempty"`
+	// Streams is the number of streams that received the events (the
+	// partitions written, for the eventbus rows).
+	Streams int `json:"streams"`
 	// NetInPerEvent and NetOutPerEvent are the bytes all redis-servers
 	// received and sent per event over the window (every command and
 	// reply: publish, reads, acks, polls).
@@ -346,15 +349,21 @@ func runScaleCell(ctx context.Context, sc *scaleCell, c scaleCase, timeout time.
 		return fail(err)
 	}
 	s := sc.probe.sample
-	if sc.cluster != nil {
-		// Where the events went: the eventbus main streams, or the
-		// ceiling's own streams.
-		pattern := "*events:main"
-		if c.Partitions == 0 {
-			pattern = sc.prefix + ":*"
-		}
-		if s.EntriesPerNode, err = sc.cluster.entries(ctx, pattern); err != nil {
+	// Where the events went: the eventbus main streams, or the ceiling's
+	// own streams.
+	pattern := "*events:main"
+	if c.Partitions == 0 {
+		pattern = sc.prefix + ":*"
+	}
+	admins := sc.probe.admins
+	for _, rc := range admins {
+		n, streams, err := streamEntries(ctx, rc, pattern)
+		if err != nil {
 			return fail(err)
+		}
+		s.Streams += streams
+		if len(admins) > 1 {
+			s.EntriesPerNode = append(s.EntriesPerNode, n)
 		}
 	}
 	return s
@@ -396,55 +405,12 @@ func waitQuiet(ctx context.Context) {
 	}
 }
 
-// entries returns, per master, the entries of the streams matching
-// pattern.
-func (ct *clusterTarget) entries(ctx context.Context, pattern string) ([]int64, error) {
-	out := make([]int64, len(ct.nodes))
-	for i, t := range ct.nodes {
-		n, err := streamEntries(ctx, t.admin, pattern)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.addr, err)
-		}
-		out[i] = n
-	}
-	return out, nil
-}
-
-// balancedStreams returns k stream names under base (k a multiple of the
-// masters), the same number on each master, asking a node for their slots.
-func (ct *clusterTarget) balancedStreams(ctx context.Context, base string, k int) ([]string, error) {
-	per := k / len(ct.nodes)
-	have := make([]int, len(ct.nodes))
-	var out []string
-	for i := 0; len(out) < k; i++ {
-		if i > 100*k {
-			return nil, fmt.Errorf("no balanced stream names under %s", base)
-		}
-		name := fmt.Sprintf("%s:%d", base, i)
-		slot, err := ct.nodes[0].admin.ClusterKeySlot(ctx, name).Result()
-		if err != nil {
-			return nil, fmt.Errorf("CLUSTER KEYSLOT: %w", err)
-		}
-		node := 0 // the slots are split evenly in node order, as startCluster does
-		for j := range ct.nodes {
-			if int(slot) >= j*16384/len(ct.nodes) {
-				node = j
-			}
-		}
-		if have[node] < per {
-			have[node]++
-			out = append(out, name)
-		}
-	}
-	return out, nil
-}
-
 func (s scaleSample) describe() string {
 	if s.Error != "" {
 		return "ERROR: " + s.Error
 	}
-	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, irq %.0f%%, other CPU %.0f%%, machine busy %.0f%%%s",
-		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.IRQCPU, s.OtherCPU, s.MachineBusy, entriesText(s.EntriesPerNode))
+	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, irq %.0f%%, other CPU %.0f%%, machine busy %.0f%%, %d streams%s",
+		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.IRQCPU, s.OtherCPU, s.MachineBusy, s.Streams, entriesText(s.EntriesPerNode))
 }
 
 func percents(vs []float64) string {
@@ -742,6 +708,7 @@ type scaleMedian struct {
 	NetInPerEvent   float64   `json:"netInBytesPerEvent"`
 	NetOutPerEvent  float64   `json:"netOutBytesPerEvent"`
 	EntriesPerNode  []int64   `json:"entriesPerNode,omitempty"` // of the median-rate run
+	Streams         int       `json:"streams"`                  // of the median-rate run
 	SuccessfulRuns  int       `json:"successfulRuns"`
 }
 
@@ -812,7 +779,7 @@ func scaleMedians(samples []scaleSample) *scaleMedian {
 			best = s
 		}
 	}
-	m.EntriesPerNode = best.EntriesPerNode
+	m.EntriesPerNode, m.Streams = best.EntriesPerNode, best.Streams
 	return m
 }
 
@@ -822,18 +789,18 @@ func (r *scaleReport) markdown() string {
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s; Redis %s; eventbus %s; %d events per end-to-end run, %d per ceiling run.\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.RedisVersion, r.EventbusCommit, r.Counts.EndToEnd, r.Counts.Ceiling)
 	b.WriteString("CPU is % of one core over the timed window (client: this whole process, or redis-benchmark; redis: each server; irq: interrupts, mostly loopback networking; other: the rest of the machine's busy time, i.e. other processes); machine busy is % of all cores.\n\n")
-	b.WriteString("| row | events/s | client CPU | redis CPU per node (busiest first) | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | redis bytes in/out per event | machine busy | entries per master | ok runs |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| row | events/s | client CPU | redis CPU per node (busiest first) | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | redis bytes in/out per event | machine busy | streams written | entries per master | ok runs |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		m := row.Median
 		if m == nil {
-			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
+			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
 			continue
 		}
 		entries := strings.TrimPrefix(entriesText(m.EntriesPerNode), ", entries per master ")
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f / %.0f | %.0f%% | %s | %d/%d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f / %.0f | %.0f%% | %d | %s | %d/%d |\n",
 			row.Label, formatValue(m.EventsPerSecond), m.ClientCPU, percents(m.RedisCPU), m.RedisCPUTotal, m.IRQCPU, m.OtherCPU,
-			m.RedisCPUPer10k, m.ClientCPUPer10k, m.NetInPerEvent, m.NetOutPerEvent, m.MachineBusy, entries, m.SuccessfulRuns, len(row.Samples))
+			m.RedisCPUPer10k, m.ClientCPUPer10k, m.NetInPerEvent, m.NetOutPerEvent, m.MachineBusy, m.Streams, entries, m.SuccessfulRuns, len(row.Samples))
 	}
 	for _, row := range r.Rows {
 		for _, s := range row.Samples {
@@ -863,7 +830,7 @@ func (r *scaleReport) projection() string {
 			continue
 		}
 		perMaster := 1e4 * 100 / m.RedisCPUPer10k
-		fmt.Fprintf(&b, "\nProjection from %s: %.1f%% redis CPU per 10k events/s -> one master core carries 10k × 100 / %.1f = %s events/s;",
+		fmt.Fprintf(&b, "\nProjection from %s: %.2f%% redis CPU per 10k events/s -> one master core carries 10k × 100 / %.2f = %s events/s;",
 			key, m.RedisCPUPer10k, m.RedisCPUPer10k, formatValue(perMaster))
 		for _, masters := range []int{3, 10, 30} {
 			clientCores := m.ClientCPUPer10k * perMaster * float64(masters) / 1e4 / 100
