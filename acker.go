@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -101,16 +102,26 @@ func (a *acker) flush(ctx context.Context) {
 	}
 }
 
-// send acknowledges batch: one Ack (one atomic step) per partition.
+// send acknowledges batch: one Ack (one atomic step) per partition on a
+// Redis Cluster, the partitions in parallel; one Ack for all on a single
+// node (no slot rule there).
 func (a *acker) send(ctx context.Context, batch []ackItem) error {
+	cluster := a.c.bus.rdb.Cluster()
 	if a.parts == nil {
-		a.parts = make([]ackGroup, a.c.bus.rdb.Keys().Partitions())
+		n := 1
+		if cluster {
+			n = a.c.bus.rdb.Keys().Partitions()
+		}
+		a.parts = make([]ackGroup, n)
 	}
 	for i := range a.parts {
 		a.parts[i] = ackGroup{}
 	}
 	for _, it := range batch {
-		g := &a.parts[it.part]
+		g := &a.parts[0]
+		if cluster {
+			g = &a.parts[it.part]
+		}
 		if g.ids == nil {
 			g.ids = map[string][]string{}
 		}
@@ -119,15 +130,22 @@ func (a *acker) send(ctx context.Context, batch []ackItem) error {
 			g.keys = append(g.keys, it.statusKey)
 		}
 	}
+	var groups []ackGroup
 	for _, g := range a.parts {
-		if g.ids == nil {
-			continue
-		}
-		if err := a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, g.ids, g.keys); err != nil {
-			return err
+		if g.ids != nil {
+			groups = append(groups, g)
 		}
 	}
-	return nil
+	if len(groups) == 1 {
+		return a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, groups[0].ids, groups[0].keys)
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() { errs[i] = a.c.bus.rdb.Ack(ctx, a.c.bus.cfg.Group, g.ids, g.keys) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 type ackItem struct {

@@ -313,7 +313,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	statsDone := make(chan struct{})
 	go func() { defer close(statsDone); c.bus.stats.run(ctx, stopWatch) }()
 	var loops sync.WaitGroup
-	loops.Go(func() { c.readLoop(ctx) })
+	for _, set := range c.readSets() {
+		loops.Go(func() { c.readLoop(ctx, set) })
+	}
 	loops.Go(func() { c.claimLoop(ctx) })
 	loops.Go(func() { c.retryLoop(ctx) })
 	loops.Wait()

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hyvve/eventbus/internal/rdb"
@@ -110,4 +111,43 @@ func notReplicated(err error, tenantID string, ids, streamIDs []string) error {
 		return nil
 	}
 	return &NotReplicatedError{TenantID: tenantID, EventIDs: ids, StreamIDs: streamIDs, Replicas: nr.Replicas, Wanted: nr.Wanted, Err: nr.Err}
+}
+
+// PartialBatchError is returned by PublishBatch when a batch spanning
+// several partitions (Config.Partitions) was written to some of them and
+// not to others: each partition's events are written all or none.
+type PartialBatchError struct {
+	// Published holds, in the batch's order, the result of every event
+	// written (zero for the others).
+	Published []Published
+	// Errs holds, in the batch's order, nil for every event written and
+	// its partition's error for the others: not written, outcome unknown
+	// (*OutcomeUnknownError) or not replicated (*NotReplicatedError).
+	Errs []error
+}
+
+func (e *PartialBatchError) Error() string {
+	failed := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("eventbus: batch written in part: %d of %d events not written or not confirmed (first: %v)", failed, len(e.Errs), first)
+}
+
+// Unwrap returns the distinct errors of the events not written, so that
+// errors.Is and errors.As see each kind.
+func (e *PartialBatchError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil && !slices.Contains(out, err) {
+			out = append(out, err)
+		}
+	}
+	return out
 }

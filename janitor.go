@@ -36,14 +36,16 @@ func (b *Bus) Trim(ctx context.Context) (TrimResult, error) {
 		}
 	}
 	dlqMin := rdb.MinIDFor(now, b.cfg.Retention.DLQ)
-	for {
-		n, err := b.rdb.TrimDLQ(ctx, dlqMin)
-		res.DLQ += n
-		if err != nil {
-			return res, wrapOp("trim", err)
-		}
-		if n < rdb.DLQTrimChunk {
-			break
+	for p := range k.Partitions() {
+		for {
+			n, err := b.rdb.TrimDLQ(ctx, p, dlqMin)
+			res.DLQ += n
+			if err != nil {
+				return res, wrapOp("trim", err)
+			}
+			if n < rdb.DLQTrimChunk {
+				break
+			}
 		}
 	}
 	if res.Replay, err = b.rdb.TrimMinID(ctx, k.Replay(), rdb.MinIDFor(now, b.cfg.Retention.Replay), true); err != nil {

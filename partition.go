@@ -2,7 +2,7 @@ package eventbus
 
 // groupStream is one stream the consumer reads: a partition's main or
 // retries stream, or the replay stream (whose entries are settled with
-// partition 0's keys).
+// the shared partition's keys).
 type groupStream struct {
 	name    string
 	part    int  // the partition whose keys settle its entries
@@ -11,18 +11,33 @@ type groupStream struct {
 
 // readStreams lists the streams the consumer reads, built once: every
 // partition's main stream, the replay stream, then every partition's
-// retries stream (today, with one partition: main, replay, retries).
+// retries stream (with one partition: main, replay, retries).
 func (c *Consumer) readStreams() []groupStream {
 	k := c.bus.rdb.Keys()
 	var out []groupStream
 	for p := range k.Partitions() {
 		out = append(out, groupStream{name: k.MainPartition(p), part: p})
 	}
-	out = append(out, groupStream{name: k.Replay()})
+	out = append(out, groupStream{name: k.Replay(), part: k.SharedPartition()})
 	for p := range k.Partitions() {
 		out = append(out, groupStream{name: k.Partition(p).Retries(c.bus.cfg.Group), part: p, retries: true})
 	}
 	return out
+}
+
+// readSets splits the consumer's streams into the sets one XREADGROUP
+// reads: all of them on a single node, one set per partition (one hash
+// slot) on a Redis Cluster, where one command cannot span slots. Each set
+// gets its own blocking reader.
+func (c *Consumer) readSets() [][]string {
+	if !c.bus.rdb.Cluster() {
+		return [][]string{c.streams()}
+	}
+	sets := make([][]string, c.bus.rdb.Keys().Partitions())
+	for _, s := range c.groupStreams {
+		sets[s.part] = append(sets[s.part], s.name)
+	}
+	return sets
 }
 
 // streams returns the names of the streams the consumer reads, in
@@ -42,5 +57,5 @@ func (c *Consumer) stream(name string) groupStream {
 			return s
 		}
 	}
-	return groupStream{name: name} // not one of ours: settled as partition 0's
+	return groupStream{name: name, part: c.bus.rdb.Keys().SharedPartition()} // not one of ours
 }

@@ -127,12 +127,12 @@ func (c *Consumer) entryTask(j job) *task {
 	cfg := c.bus.cfg
 	raw, ok := j.msg.Values[rdb.FieldEvent].(string)
 	if !ok {
-		c.deadLetterEntry(j.stream, j.msg, "entry has no event field", entryAsJSON(j.msg))
+		c.deadLetterEntry(j.part, j.stream, j.msg, "entry has no event field", entryAsJSON(j.msg))
 		return nil
 	}
 	ev, err := decodeEvent(raw, cfg.MaxEventSize)
 	if err != nil {
-		c.deadLetterEntry(j.stream, j.msg, err.Error(), raw)
+		c.deadLetterEntry(j.part, j.stream, j.msg, err.Error(), raw)
 		return nil
 	}
 	if ev.Timestamp.IsZero() {
@@ -187,7 +187,7 @@ func (c *Consumer) retryTask(j job) *task {
 	raw, _ := j.msg.Values[rdb.FieldRetry].(string)
 	var data retryData
 	if err := json.Unmarshal([]byte(raw), &data); err != nil || data.Handler == "" || data.Event == "" {
-		c.deadLetterEntry(j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))
+		c.deadLetterEntry(j.part, j.stream, j.msg, "unreadable retry entry", entryAsJSON(j.msg))
 		return nil
 	}
 	t := &task{stream: j.stream, part: j.part, m: j.msg, raw: data.Event, retry: &data, statusID: data.statusID()}

@@ -3,7 +3,10 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hyvve/eventbus/internal/rdb"
@@ -62,7 +65,11 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 	if err != nil {
 		return Published{}, err
 	}
-	item := pubItem{Append: rdb.Append{Payload: payload, TenantID: ev.TenantID}, typ: ev.Type}
+	part, err := b.partition(&ev)
+	if err != nil {
+		return Published{}, err
+	}
+	item := pubItem{Append: rdb.Append{Payload: payload, TenantID: ev.TenantID, Part: part}, typ: ev.Type}
 	if !generated {
 		item.EventID = ev.ID
 		item.VerifyFrom = verifyFrom(ev.ID)
@@ -92,7 +99,14 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 // PublishBatch publishes events atomically: every event is validated
 // first (a *ValidationError carries the index of the first bad one and
 // nothing is written); then all are written or none, contiguous in the
-// main stream, and the results come back in order. Events with
+// main stream, and the results come back in order.
+//
+// With Config.Partitions > 1 a batch is atomic per partition: the events
+// of one partition are written all or none, contiguous in its stream;
+// a batch whose events go to several partitions (several tenants, with
+// the default Partitioner) is one such write per partition, in parallel.
+// When some of those writes fail and others succeed, the error is a
+// *PartialBatchError telling each event's outcome. Events with
 // caller-supplied ids are idempotent as in Publish: a repeated id writes
 // nothing and returns the first stream id.
 //
@@ -125,7 +139,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, 
 			}
 			return nil, err
 		}
-		items[i].Payload, items[i].TenantID = payload, evs[i].TenantID
+		part, err := b.partition(&evs[i])
+		if err != nil {
+			return nil, err
+		}
+		items[i].Payload, items[i].TenantID, items[i].Part = payload, evs[i].TenantID, part
 		if !generated {
 			items[i].EventID = evs[i].ID
 			items[i].VerifyFrom = verifyFrom(evs[i].ID)
@@ -134,33 +152,155 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, 
 	if err := ctx.Err(); err != nil {
 		return nil, wrapOp("publish batch", err)
 	}
-	res, err := b.appendAll(ctx, items, evs)
-	if err != nil {
-		ids := make([]string, len(evs))
-		tenant := evs[0].TenantID
-		for i := range evs {
-			ids[i] = evs[i].ID
-			if evs[i].TenantID != tenant {
-				tenant = ""
-			}
+	groups := b.partitionGroups(items)
+	if len(groups) == 1 {
+		res, err := b.appendAll(ctx, items[0].Part, items, evs)
+		if err != nil {
+			return nil, wrapOp("publish batch", b.batchFailure(ctx, evs, res, err))
 		}
-		if len(res) == len(evs) {
-			sids := make([]string, len(res))
-			for i := range res {
-				sids[i] = res[i].StreamID
-			}
-			if nr := notReplicated(err, tenant, ids, sids); nr != nil {
-				return nil, wrapOp("publish batch", nr)
-			}
-		}
-		return nil, wrapOp("publish batch", b.publishFailure(ctx, tenant, ids, err))
+		return b.batchPublished(ctx, evs, res), nil
 	}
+	return b.publishAcross(ctx, groups, items, evs)
+}
+
+// publishAcross writes a batch whose events go to several partitions:
+// one atomic write per partition, all in parallel. When every write
+// fails the error is the first failure's (an unknown outcome first), for
+// every event of the batch; when some fail, a *PartialBatchError tells
+// each event's outcome.
+func (b *Bus) publishAcross(ctx context.Context, groups [][]int, items []rdb.Append, evs []Event) ([]Published, error) {
+	out := make([]Published, len(evs))
+	errs := make([]error, len(evs))
+	failed := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for g, idx := range groups {
+		wg.Go(func() {
+			sub, subEvs := make([]rdb.Append, len(idx)), make([]Event, len(idx))
+			for j, i := range idx {
+				sub[j], subEvs[j] = items[i], evs[i]
+			}
+			res, err := b.appendAll(ctx, sub[0].Part, sub, subEvs)
+			if err != nil {
+				failed[g] = b.batchFailure(ctx, subEvs, res, err)
+				for _, i := range idx {
+					errs[i] = failed[g]
+				}
+				return
+			}
+			for j, p := range b.batchPublished(ctx, subEvs, res) {
+				out[idx[j]] = p
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	nFailed := 0
+	for _, err := range failed {
+		if err == nil {
+			continue
+		}
+		nFailed++
+		if first == nil || errors.Is(err, ErrOutcomeUnknown) && !errors.Is(first, ErrOutcomeUnknown) {
+			first = err
+		}
+	}
+	switch {
+	case nFailed == 0:
+		return out, nil
+	case nFailed == len(groups) && !errors.Is(first, ErrNotReplicated):
+		// Nothing written (or nothing known to be): one error for all.
+		res := make([]rdb.Appended, len(evs))
+		return nil, wrapOp("publish batch", b.batchFailure(ctx, evs, res, errAsWrite(first)))
+	}
+	return nil, wrapOp("publish batch", &PartialBatchError{Published: out, Errs: errs})
+}
+
+// errAsWrite turns a batch failure already converted by batchFailure back
+// into what batchFailure converts: an unknown outcome stays unknown (for
+// every event), anything else passes through.
+func errAsWrite(err error) error {
+	var ou *OutcomeUnknownError
+	if errors.As(err, &ou) {
+		return &rdb.OutcomeUnknown{Err: ou.Err}
+	}
+	return err
+}
+
+// batchFailure turns the failure of one atomic batch write (res are its
+// results, stream ids set, when WAIT failed) into the error PublishBatch
+// returns for its events.
+func (b *Bus) batchFailure(ctx context.Context, evs []Event, res []rdb.Appended, err error) error {
+	ids := make([]string, len(evs))
+	tenant := evs[0].TenantID
+	for i := range evs {
+		ids[i] = evs[i].ID
+		if evs[i].TenantID != tenant {
+			tenant = ""
+		}
+	}
+	if len(res) == len(evs) {
+		sids := make([]string, len(res))
+		for i := range res {
+			sids[i] = res[i].StreamID
+		}
+		if nr := notReplicated(err, tenant, ids, sids); nr != nil {
+			return nr
+		}
+	}
+	return b.publishFailure(ctx, tenant, ids, err)
+}
+
+// batchPublished returns the results of a batch written, logging each.
+func (b *Bus) batchPublished(ctx context.Context, evs []Event, res []rdb.Appended) []Published {
 	out := make([]Published, len(evs))
 	for i, r := range res {
 		out[i] = Published{ID: evs[i].ID, StreamID: r.StreamID, Duplicate: r.Duplicate}
 		b.logPublished(ctx, &evs[i], out[i])
 	}
-	return out, nil
+	return out
+}
+
+// partition returns the partition ev is written to.
+func (b *Bus) partition(ev *Event) (int, error) {
+	n := b.rdb.Keys().WritePartitions()
+	if n == 1 {
+		return 0, nil
+	}
+	if b.cfg.Partitioner == nil {
+		return int(fnv1a(ev.TenantID) % uint32(n)), nil
+	}
+	p := b.cfg.Partitioner(ev, n)
+	if p < 0 || p >= n {
+		return 0, fmt.Errorf("%w: Config.Partitioner returned partition %d for %d partitions; nothing written", ErrConfig, p, n)
+	}
+	return p, nil
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// partitionGroups returns the indexes of items per partition, in order of
+// first appearance, each in the batch's order.
+func (b *Bus) partitionGroups(items []rdb.Append) [][]int {
+	var groups [][]int
+	var parts []int
+	for i, it := range items {
+		g := slices.Index(parts, it.Part)
+		if g < 0 {
+			parts = append(parts, it.Part)
+			groups = append(groups, nil)
+			g = len(groups) - 1
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
 }
 
 // appendAll runs rdb.AppendAll for at most Config.PublishTimeout (ctx may
@@ -169,7 +309,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, 
 // bounded by the Redis client's timeouts. The events written (evs[i] is
 // items[i]'s) are counted in the stats when the reply comes, waited for
 // or not.
-func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([]rdb.Appended, error) {
+func (b *Bus) appendAll(ctx context.Context, part int, items []rdb.Append, evs []Event) ([]rdb.Appended, error) {
 	defer b.met.batchCalled(b.met.now())
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
@@ -182,7 +322,7 @@ func (b *Bus) appendAll(ctx context.Context, items []rdb.Append, evs []Event) ([
 	go func() {
 		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
-		res, err := b.rdb.AppendAll(sctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
+		res, err := b.rdb.AppendAll(sctx, part, b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
 		var nr *rdb.NotReplicated
 		if err == nil || errors.As(err, &nr) { // written either way
 			b.stats.published(len(res), func(i int) (string, string, bool) {
@@ -249,7 +389,7 @@ func (b *Bus) sendAppends(ctx context.Context, reqs []*call[pubItem, rdb.Appende
 	for i, r := range reqs {
 		items[i] = r.in.Append
 	}
-	res := b.rdb.AppendEach(ctx, b.rdb.Keys().Main(), b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
+	res := b.rdb.AppendEach(ctx, b.mainMinID(time.Now()), b.cfg.IdempotencyWindow.Milliseconds(), b.wait(), items)
 	b.stats.published(len(reqs), func(i int) (string, string, bool) {
 		var nr *rdb.NotReplicated
 		written := res[i].Err == nil || errors.As(res[i].Err, &nr)

@@ -10,10 +10,11 @@ import (
 	"github.com/hyvve/eventbus/internal/rdb"
 )
 
-// readLoop reads new entries while there is capacity.
-func (c *Consumer) readLoop(ctx context.Context) {
+// readLoop reads new entries of streams (one of readSets) while there is
+// capacity. The readers of several sets share the capacity: each reads at
+// most what is free when it sends its read.
+func (c *Consumer) readLoop(ctx context.Context, streams []string) {
 	cfg := c.bus.cfg
-	streams := c.streams()
 	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadBackoff}
 	for ctx.Err() == nil {
 		// Wait for at least one free slot, then read no more than fits.

@@ -29,7 +29,7 @@ func (c *Consumer) removeDeadConsumers(ctx context.Context) {
 		if cs.Name == c.cfg.Name || cs.Idle < c.cfg.DeadConsumerIdle {
 			continue
 		}
-		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.groupStreams(), cfg.Group, cs.Name, c.cfg.DeadConsumerIdle)
+		removed, err := c.bus.rdb.DeleteIdleConsumer(ctx, c.bus.slotStreams(), cfg.Group, cs.Name, c.cfg.DeadConsumerIdle)
 		if err == nil && removed {
 			c.log.LogAttrs(ctx, slog.LevelInfo, "removed dead consumer", slog.String("consumer", cs.Name), slog.Duration("idle", cs.Idle))
 		}

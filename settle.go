@@ -138,14 +138,14 @@ func (c *Consumer) settle(args rdb.SettleArgs, eventID string) {
 }
 
 // deadLetterEntry moves an entry that is not a valid event to the DLQ.
-func (c *Consumer) deadLetterEntry(stream string, m redis.XMessage, reason, payload string) {
+func (c *Consumer) deadLetterEntry(part int, stream string, m redis.XMessage, reason, payload string) {
 	now := time.Now().UTC()
 	meta, _ := json.Marshal(DeadLetter{
 		Group: c.bus.cfg.Group, Stream: stream, OriginalStreamID: m.ID, Attempts: 0,
 		Errors: []AttemptError{{Attempt: 0, At: now, Message: reason}}, MovedAt: now, Reason: reason,
 	})
 	if c.retryRedis(func(ctx context.Context) error {
-		return recorded(c.bus.rdb.DeadLetterEntry(ctx, stream, c.bus.cfg.Group, c.cfg.Name, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ)))
+		return recorded(c.bus.rdb.DeadLetterEntry(ctx, part, stream, c.bus.cfg.Group, c.cfg.Name, m.ID, payload, meta, rdb.MinIDFor(now, c.bus.cfg.Retention.DLQ)))
 	}) {
 		c.deadLettered.Add(1)
 		c.bus.met.deadLetteredEntry()

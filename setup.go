@@ -68,18 +68,47 @@ func (b *Bus) setupLoop(ctx context.Context) {
 }
 
 // groupStreams lists every stream the group reads or holds: every
-// partition's main stream, the DLQ, the replay stream and every
-// partition's retries stream of the group (today: main, DLQ, replay,
-// retries).
+// partition's main stream, every partition's DLQ, the replay stream and
+// every partition's retries stream of the group (with one partition:
+// main, DLQ, replay, retries).
 func (b *Bus) groupStreams() []string {
 	k := b.rdb.Keys()
 	var out []string
 	for p := range k.Partitions() {
 		out = append(out, k.MainPartition(p))
 	}
-	out = append(out, k.DLQ(), k.Replay())
+	for p := range k.Partitions() {
+		out = append(out, k.Partition(p).DLQ())
+	}
+	out = append(out, k.Replay())
 	for p := range k.Partitions() {
 		out = append(out, k.Partition(p).Retries(b.cfg.Group))
+	}
+	return out
+}
+
+// slotStreams returns groupStreams as the sets that one atomic step may
+// touch: all of them on a single node, one set per partition on a Cluster.
+func (b *Bus) slotStreams() [][]string {
+	if !b.rdb.Cluster() {
+		return [][]string{b.groupStreams()}
+	}
+	k := b.rdb.Keys()
+	out := make([][]string, k.Partitions())
+	for p := range out {
+		out[p] = b.partitionStreams(p)
+	}
+	return out
+}
+
+// partitionStreams lists the streams of groupStreams that belong to
+// partition p (one hash slot on a Cluster).
+func (b *Bus) partitionStreams(p int) []string {
+	k := b.rdb.Keys()
+	pk := k.Partition(p)
+	out := []string{pk.Main(), pk.DLQ(), pk.Retries(b.cfg.Group)}
+	if p == k.SharedPartition() {
+		out = append(out, k.Replay())
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,26 +120,30 @@ func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (Even
 	b := in.b
 	st := EventStatus{EventID: eventID, TenantID: tenantID, Handlers: []HandlerStatus{}}
 	var err error
+	part := -1 // the event's partition, once known
 	if tenantID == "" {
-		if st.StreamID, st.Type, st.TenantID, err = b.locate(ctx, "", eventID); err != nil {
+		if st.StreamID, st.Type, st.TenantID, part, err = b.locate(ctx, "", eventID); err != nil {
 			return st, err
 		}
 	}
 	statusID := rdb.ScopedID(st.TenantID, eventID)
-	h, err := b.rdb.StatusHash(ctx, b.cfg.Group, statusID)
+	hp, h, err := b.rdb.StatusHash(ctx, b.cfg.Group, statusID)
 	if err != nil {
 		return st, wrapOp("status", err)
 	}
 	if b.fromHash(&st, h) {
 		return st, nil
 	}
+	if part < 0 && hp >= 0 && st.StreamID != "" {
+		part = hp
+	}
 	// No hash, or only successes recorded: the event is in flight or done.
-	if st.StreamID == "" {
-		if st.StreamID, st.Type, _, err = b.locate(ctx, st.TenantID, eventID); err != nil {
+	if st.StreamID == "" || part < 0 {
+		if st.StreamID, st.Type, _, part, err = b.locate(ctx, st.TenantID, eventID); err != nil {
 			return st, err
 		}
 	}
-	main := b.rdb.Keys().Main()
+	main := b.rdb.Keys().MainPartition(part)
 	pending, err := b.rdb.IsPending(ctx, main, b.cfg.Group, st.StreamID)
 	if err != nil {
 		return st, wrapOp("status", err)
@@ -156,7 +161,7 @@ func (in *Inspector) status(ctx context.Context, tenantID, eventID string) (Even
 		// Acknowledged. A failure recorded between the read of the status
 		// hash above and the pending check shows now: settling writes the
 		// hash and acknowledges in one atomic step.
-		h, err := b.rdb.StatusHash(ctx, b.cfg.Group, statusID)
+		h, err := b.rdb.StatusHashIn(ctx, part, b.cfg.Group, statusID)
 		if err != nil {
 			return st, wrapOp("status", err)
 		}
@@ -219,43 +224,57 @@ func (b *Bus) summarise(st *EventStatus) {
 }
 
 // locate finds the main-stream entry of event eventID of tenant tenantID
-// ("" for any tenant: ULID ids only), and its type and tenant.
-func (b *Bus) locate(ctx context.Context, tenantID, eventID string) (streamID, typ, tenant string, err error) {
-	main := b.rdb.Keys().Main()
-	if tenantID != "" {
-		id, err := b.rdb.IdempotentStreamID(ctx, tenantID, eventID)
-		if err != nil {
-			return "", "", "", wrapOp("status", err)
+// ("" for any tenant: ULID ids only), its type and tenant, and its
+// partition. It looks in the tenant's partition (default Partitioner)
+// first, then in the others.
+func (b *Bus) locate(ctx context.Context, tenantID, eventID string) (streamID, typ, tenant string, part int, err error) {
+	k := b.rdb.Keys()
+	order := make([]int, 0, k.Partitions())
+	if first, err := b.partition(&Event{TenantID: tenantID, ID: eventID}); err == nil && b.cfg.Partitioner == nil {
+		order = append(order, first)
+	}
+	for p := range k.Partitions() {
+		if !slices.Contains(order, p) {
+			order = append(order, p)
 		}
-		if id != "" {
-			msgs, err := b.rdb.Range(ctx, main, id, id, 1)
+	}
+	u, uerr := ulid.ParseStrict(eventID)
+	for _, p := range order {
+		main := k.MainPartition(p)
+		if tenantID != "" {
+			id, err := b.rdb.IdempotentStreamID(ctx, p, tenantID, eventID)
 			if err != nil {
-				return "", "", "", wrapOp("status", err)
+				return "", "", "", -1, wrapOp("status", err)
 			}
-			if len(msgs) == 0 {
-				return "", "", "", ErrNotFound // trimmed
+			if id != "" {
+				msgs, err := b.rdb.Range(ctx, main, id, id, 1)
+				if err != nil {
+					return "", "", "", -1, wrapOp("status", err)
+				}
+				if len(msgs) == 0 {
+					return "", "", "", -1, ErrNotFound // trimmed
+				}
+				w := entryEnvelope(msgs[0].Values)
+				return id, w.Type, w.TenantID, p, nil
 			}
-			w := entryEnvelope(msgs[0].Values)
-			return id, w.Type, w.TenantID, nil
+		}
+		if uerr != nil {
+			continue
+		}
+		t := ulid.Time(u.Time())
+		start := rdb.MinIDFor(t.Add(-clockSkew), 0)
+		end := strconv.FormatInt(t.Add(b.cfg.PublishTimeout+clockSkew).UnixMilli(), 10)
+		l, found, err := b.rdb.Locate(ctx, main, start, end, eventID, tenantID, statusLocatePerCall, statusLocateMax)
+		switch {
+		case errors.Is(err, rdb.ErrLocateCap):
+			continue // budget spent: the lookup stays cheap
+		case err != nil:
+			return "", "", "", -1, wrapOp("status", err)
+		case found:
+			return l.StreamID, l.Type, l.TenantID, p, nil
 		}
 	}
-	u, err := ulid.ParseStrict(eventID)
-	if err != nil {
-		return "", "", "", ErrNotFound
-	}
-	t := ulid.Time(u.Time())
-	start := rdb.MinIDFor(t.Add(-clockSkew), 0)
-	end := strconv.FormatInt(t.Add(b.cfg.PublishTimeout+clockSkew).UnixMilli(), 10)
-	l, found, err := b.rdb.Locate(ctx, main, start, end, eventID, tenantID, statusLocatePerCall, statusLocateMax)
-	switch {
-	case errors.Is(err, rdb.ErrLocateCap):
-		return "", "", "", ErrNotFound // budget spent: the lookup stays cheap
-	case err != nil:
-		return "", "", "", wrapOp("status", err)
-	case !found:
-		return "", "", "", ErrNotFound
-	}
-	return l.StreamID, l.Type, l.TenantID, nil
+	return "", "", "", -1, ErrNotFound
 }
 
 // entryEnvelope decodes the id, type and tenant of an entry's event.

@@ -111,7 +111,7 @@ type SettleArgs struct {
 func (r *RDB) Settle(ctx context.Context, a SettleArgs) error {
 	k := r.keys.Partition(a.Partition)
 	keys := []string{a.Stream, k.Status(a.Group, a.EventID), k.RetrySchedule(a.Group), k.RetryData(a.Group),
-		r.keys.DLQ(), r.keys.DLQIndex(), r.keys.DLQCounters()}
+		k.DLQ(), k.DLQIndex(), k.DLQCounters()}
 	args := make([]any, 0, 8+7*len(a.Ops))
 	args = append(args, a.Group, a.EntryID, a.OpenTTL.Milliseconds(), a.ResolvedTTL.Milliseconds(), a.DLQMinID,
 		a.EventStreamID, a.Type, a.Tenant, a.Consumer)
@@ -150,12 +150,13 @@ func DueMillis(t time.Time) int64 {
 	return ms
 }
 
-// DeadLetterEntry moves an entry that cannot be decoded to the DLQ and
-// acknowledges it, in one atomic step, only while consumer still owns it:
+// DeadLetterEntry moves an entry that cannot be decoded to the DLQ of
+// partition p (its stream's) and acknowledges it, in one atomic step, only while consumer still owns it:
 // ErrNotOwner or ErrNotPending (nothing changed) otherwise, so a send
 // repeated after a lost reply writes one dead letter.
-func (r *RDB) DeadLetterEntry(ctx context.Context, stream, group, consumer, id, payload string, meta []byte, dlqMinID string) error {
-	n, err := deadLetterEntry.Run(ctx, r.c, []string{stream, r.keys.DLQ(), r.keys.DLQIndex(), r.keys.DLQCounters()},
+func (r *RDB) DeadLetterEntry(ctx context.Context, p int, stream, group, consumer, id, payload string, meta []byte, dlqMinID string) error {
+	k := r.keys.Partition(p)
+	n, err := deadLetterEntry.Run(ctx, r.c, []string{stream, k.DLQ(), k.DLQIndex(), k.DLQCounters()},
 		group, id, dlqMinID, payload, meta, "", "", "", consumer).Int()
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", id, err)
@@ -246,23 +247,74 @@ func (r *RDB) Consumers(ctx context.Context, stream, group string) ([]redis.XInf
 	return cs, nil
 }
 
-// DeleteIdleConsumer removes consumer from group on every stream, only if
-// it holds no pending entry on any of them and its heartbeat in the
-// group's registry is missing or older than deadAfter (by the Redis
-// clock). It reports whether it did.
-func (r *RDB) DeleteIdleConsumer(ctx context.Context, streams []string, group, consumer string, deadAfter time.Duration) (bool, error) {
-	keys := append([]string{r.keys.Consumers(group)}, streams...)
-	n, err := deleteIdleConsumer.Run(ctx, r.c, keys, group, consumer, deadAfter.Milliseconds()).Int()
-	if err != nil {
+// DeleteIdleConsumer removes consumer from group on every stream of sets,
+// only if it holds no pending entry on any of them and its heartbeat in
+// the group's registry is missing or older than deadAfter (by the Redis
+// clock). It reports whether it did. sets are the group's streams by hash
+// slot (one set on a single node): with one set the whole check and
+// removal is one atomic step; with several (partitions on a Cluster), the
+// heartbeat is checked first, then each set is checked and cleared in its
+// own atomic step, stopping at the first set where the consumer holds an
+// entry (a consumer removed from a set where it holds none is re-created
+// by its next read), and its registry entry goes last.
+func (r *RDB) DeleteIdleConsumer(ctx context.Context, sets [][]string, group, consumer string, deadAfter time.Duration) (bool, error) {
+	if len(sets) == 1 {
+		keys := append([]string{r.keys.Consumers(group)}, sets[0]...)
+		n, err := deleteIdleConsumer.Run(ctx, r.c, keys, group, consumer, deadAfter.Milliseconds()).Int()
+		if err != nil {
+			return false, fmt.Errorf("delete consumer %s: %w", consumer, err)
+		}
+		return n == 1, nil
+	}
+	dead, err := consumerDead.Run(ctx, r.c, []string{r.keys.Consumers(group)}, consumer, deadAfter.Milliseconds()).Int()
+	if err != nil || dead != 1 {
+		if err != nil {
+			err = fmt.Errorf("delete consumer %s: %w", consumer, err)
+		}
+		return false, err
+	}
+	for _, set := range sets {
+		n, err := deleteIdleConsumerIn.Run(ctx, r.c, set, group, consumer).Int()
+		if err != nil {
+			return false, fmt.Errorf("delete consumer %s: %w", consumer, err)
+		}
+		if n != 1 {
+			return false, nil
+		}
+	}
+	if err := r.c.HDel(ctx, r.keys.Consumers(group), consumer).Err(); err != nil {
 		return false, fmt.Errorf("delete consumer %s: %w", consumer, err)
 	}
-	return n == 1, nil
+	return true, nil
 }
 
-// StatusHash reads the status hash of an event of partition 0 (empty when
-// none).
-func (r *RDB) StatusHash(ctx context.Context, group, eventID string) (map[string]string, error) {
-	return r.StatusHashIn(ctx, 0, group, eventID)
+// StatusHash reads the status hash of an event in every partition, in one
+// pipeline, and returns the first one found with its partition (-1 and an
+// empty hash when none is).
+func (r *RDB) StatusHash(ctx context.Context, group, eventID string) (int, map[string]string, error) {
+	if r.keys.Partitions() == 1 {
+		h, err := r.StatusHashIn(ctx, 0, group, eventID)
+		if len(h) == 0 {
+			return -1, h, err
+		}
+		return 0, h, err
+	}
+	cmds := make([]*redis.MapStringStringCmd, r.keys.Partitions())
+	_, err := r.c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			cmds[p] = pipe.HGetAll(ctx, r.keys.Partition(p).Status(group, eventID))
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, nil, fmt.Errorf("status %s: %w", eventID, err)
+	}
+	for p, c := range cmds {
+		if len(c.Val()) > 0 {
+			return p, c.Val(), nil
+		}
+	}
+	return -1, map[string]string{}, nil
 }
 
 // StatusHashIn reads the status hash of an event of partition p (empty
@@ -358,10 +410,10 @@ func (r *RDB) Range(ctx context.Context, stream, start, end string, count int64)
 	return m, nil
 }
 
-// IdempotentStreamID returns the stream id remembered for a tenant's
-// caller-supplied event id, or "" when none is.
-func (r *RDB) IdempotentStreamID(ctx context.Context, tenantID, eventID string) (string, error) {
-	v, err := r.c.Get(ctx, r.keys.Idempotency(tenantID, eventID)).Result()
+// IdempotentStreamID returns the stream id remembered in partition p for
+// a tenant's caller-supplied event id, or "" when none is.
+func (r *RDB) IdempotentStreamID(ctx context.Context, p int, tenantID, eventID string) (string, error) {
+	v, err := r.c.Get(ctx, r.keys.Partition(p).Idempotency(tenantID, eventID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}

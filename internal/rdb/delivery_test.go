@@ -81,7 +81,7 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 		name string
 		want bool
 	}{{"live", false}, {"dead", true}, {"holder", false}} {
-		if got, err := r.DeleteIdleConsumer(ctx, streams, group, tc.name, time.Minute); err != nil || got != tc.want {
+		if got, err := r.DeleteIdleConsumer(ctx, [][]string{streams}, group, tc.name, time.Minute); err != nil || got != tc.want {
 			t.Errorf("delete %s: %v %v, want %v", tc.name, got, err, tc.want)
 		}
 	}
@@ -90,7 +90,7 @@ func TestDeleteIdleConsumerHonoursHeartbeat(t *testing.T) {
 		t.Errorf("live consumers %+v %v", live, err)
 	}
 	// A stale heartbeat does not protect.
-	if got, err := r.DeleteIdleConsumer(ctx, streams, group, "live", time.Nanosecond); err != nil || !got {
+	if got, err := r.DeleteIdleConsumer(ctx, [][]string{streams}, group, "live", time.Nanosecond); err != nil || !got {
 		t.Errorf("delete live with a stale heartbeat: %v %v, want removed", got, err)
 	}
 	if n := c.HLen(ctx, r.Keys().Consumers(group)).Val(); n != 0 {

@@ -276,12 +276,13 @@ const (
 	DLQChanged = -1 // the entry is not what the caller read
 )
 
-// TrimDLQ removes up to DLQTrimChunk DLQ entries with ids below minID,
+// TrimDLQ removes up to DLQTrimChunk entries of partition p's DLQ with ids
+// below minID,
 // with their index members, counting them in the DLQ counters
 // (DLQCounterTrimmed). It returns how many it removed: fewer than
 // DLQTrimChunk means none older is left.
-func (r *RDB) TrimDLQ(ctx context.Context, minID string) (int64, error) {
-	k := r.keys
+func (r *RDB) TrimDLQ(ctx context.Context, p int, minID string) (int64, error) {
+	k := r.keys.Partition(p)
 	n, err := trimDLQ.Run(ctx, r.c, []string{k.DLQ(), k.DLQIndex(), k.DLQCounters()}, minID, DLQTrimChunk).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("trim %s: %w", k.DLQ(), err)

@@ -148,15 +148,15 @@ func TestTrimDLQKeepsTheIndexRight(t *testing.T) {
 	}
 	checkIndex(t, c, k)
 	minID := MinIDFor(now, 24*time.Hour)
-	n, err := r.TrimDLQ(ctx, minID)
+	n, err := r.TrimDLQ(ctx, 0, minID)
 	if err != nil || n != DLQTrimChunk {
 		t.Fatalf("first trim: %d %v, want %d", n, err, DLQTrimChunk)
 	}
 	checkIndex(t, c, k)
-	if n, err = r.TrimDLQ(ctx, minID); err != nil || n != 21 {
+	if n, err = r.TrimDLQ(ctx, 0, minID); err != nil || n != 21 {
 		t.Fatalf("second trim: %d %v, want 21", n, err)
 	}
-	if n, err = r.TrimDLQ(ctx, minID); err != nil || n != 0 {
+	if n, err = r.TrimDLQ(ctx, 0, minID); err != nil || n != 0 {
 		t.Fatalf("third trim: %d %v, want 0", n, err)
 	}
 	checkIndex(t, c, k)
@@ -168,7 +168,7 @@ func TestTrimDLQKeepsTheIndexRight(t *testing.T) {
 		t.Errorf("counters %v %v, want trimmed %d", counts, err, DLQTrimChunk+21)
 	}
 	for _, minID := range []string{"0", "0-0", ""} {
-		if n, err := r.TrimDLQ(ctx, minID); err != nil || n != 0 {
+		if n, err := r.TrimDLQ(ctx, 0, minID); err != nil || n != 0 {
 			t.Errorf("trim below %q: %d %v", minID, n, err)
 		}
 	}
@@ -211,7 +211,7 @@ func TestSettleIndexesDeadLettersAndTrimsOldOnes(t *testing.T) {
 	}
 	// An invalid entry's dead letter is indexed under tenant "".
 	bad := deliver(t, c, k.Main(), "me")
-	if err := r.DeadLetterEntry(ctx, k.Main(), testGroup, "me", bad, "raw", []byte(`{"reason":"bad"}`), "0"); err != nil {
+	if err := r.DeadLetterEntry(ctx, 0, k.Main(), testGroup, "me", bad, "raw", []byte(`{"reason":"bad"}`), "0"); err != nil {
 		t.Fatal(err)
 	}
 	checkIndex(t, c, k)

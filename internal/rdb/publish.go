@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,9 @@ type Append struct {
 	Payload  []byte
 	EventID  string
 	TenantID string // scopes EventID
+	// Part is the partition the event goes to (Keys.Partition): its main
+	// stream and its idempotency key are that partition's.
+	Part int
 	// VerifyFrom, when not empty, marks EventID as an id the bus generated
 	// (sent again after an unknown outcome): when its idempotency key is
 	// absent, the main stream is searched from this stream id on for the
@@ -122,43 +126,102 @@ func script(ctx context.Context, body bool, keys []string, args []any) *redis.Cm
 }
 
 // AppendEach writes independent events in one pipeline: plain XADDs for
-// events without an idempotency id, the checked script for the others.
-// Each event succeeds or fails on its own. No write is ever re-sent by
-// go-redis; a missing reply is a failure, never a success.
+// events without an idempotency id, the checked script for the others,
+// each to its partition's main stream (Append.Part). Each event succeeds
+// or fails on its own. No write is ever re-sent by go-redis; a missing
+// reply is a failure, never a success. The first write of each partition
+// trims that partition's stream to minID.
 //
 // With w.Replicas > 0 the pipeline ends with WAIT (every pipeline runs on
-// one connection; on Redis Cluster, a connection to the master that owns
-// stream's slot): the events written get a *NotReplicated as their Err,
-// StreamID kept, unless the replicas confirmed them.
-func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) []Appended {
+// one connection; on Redis Cluster, one pipeline per partition, in
+// parallel, each on a connection to the master that owns the partition's
+// slot): the events written get a *NotReplicated as their Err, StreamID
+// kept, unless the replicas confirmed them.
+func (r *RDB) AppendEach(ctx context.Context, minID string, windowMs int64, w Wait, items []Append) []Appended {
 	out := make([]Appended, len(items))
-	var src interface{ Pipeline() redis.Pipeliner } = r.c
-	if cc, ok := r.c.(*redis.ClusterClient); ok && w.Replicas > 0 {
-		conn, err := r.nodeConn(ctx, cc, stream)
-		if err != nil {
-			for i := range out {
-				out[i].Err = fmt.Errorf("append: %w", err)
-			}
-			return out
-		}
-		defer conn.Close()
-		src = conn
+	cc, cluster := r.c.(*redis.ClusterClient)
+	if !cluster || w.Replicas <= 0 {
+		r.appendEach(ctx, r.c, minID, windowMs, w, items, out)
+		return out
 	}
+	one := true
+	for _, it := range items[1:] {
+		if it.Part != items[0].Part {
+			one = false
+			break
+		}
+	}
+	if one {
+		r.appendEachOn(ctx, cc, minID, windowMs, w, items, out)
+		return out
+	}
+	groups := map[int][]int{}
+	for i, it := range items {
+		groups[it.Part] = append(groups[it.Part], i)
+	}
+	var wg sync.WaitGroup
+	for _, idx := range groups {
+		wg.Go(func() {
+			sub := make([]Append, len(idx))
+			for j, i := range idx {
+				sub[j] = items[i]
+			}
+			res := make([]Appended, len(sub))
+			r.appendEachOn(ctx, cc, minID, windowMs, w, sub, res)
+			for j, i := range idx {
+				out[i] = res[j]
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// appendEachOn is appendEach for items of one partition, on a connection
+// pinned to the Redis Cluster master that owns its slot (WAIT must follow
+// the writes on their connection).
+func (r *RDB) appendEachOn(ctx context.Context, cc *redis.ClusterClient, minID string, windowMs int64, w Wait, items []Append, out []Appended) {
+	conn, err := r.nodeConn(ctx, cc, r.keys.Partition(items[0].Part).Main())
+	if err != nil {
+		for i := range out {
+			out[i].Err = fmt.Errorf("append: %w", err)
+		}
+		return
+	}
+	defer conn.Close()
+	r.appendEach(ctx, conn, minID, windowMs, w, items, out)
+}
+
+// appendEach is AppendEach on src: one pipeline (and one more for scripts
+// the server did not know).
+func (r *RDB) appendEach(ctx context.Context, src interface{ Pipeline() redis.Pipeliner }, minID string, windowMs int64, w Wait, items []Append, out []Appended) {
 	cmds := make([]redis.Cmder, len(items))
 	pipe := src.Pipeline()
-	trim := minID // the first write of the pipeline trims
+	var trimmed []bool // by partition, when there are several
+	if r.keys.Partitions() > 1 {
+		trimmed = make([]bool, r.keys.Partitions())
+	}
+	first := true
 	for i, it := range items {
+		pk := r.keys.Partition(it.Part)
+		trim := ""
+		if trimmed == nil && first || trimmed != nil && !trimmed[it.Part] {
+			trim = minID // the first write of each partition trims
+		}
+		first = false
+		if trimmed != nil {
+			trimmed[it.Part] = true
+		}
 		if it.EventID == "" {
-			cmd := xadd(ctx, stream, trim, it.Payload)
+			cmd := xadd(ctx, pk.Main(), trim, it.Payload)
 			_ = pipe.Process(ctx, noRetryString{cmd}) // queues; errors come with Exec
 			cmds[i] = cmd
 		} else {
-			keys, args := checkedArgs(r.keys, stream, trim, windowMs, items[i:i+1])
+			keys, args := checkedArgs(pk, trim, windowMs, items[i:i+1])
 			cmd := script(ctx, false, keys, args)
 			_ = pipe.Process(ctx, noRetryCmd{cmd})
 			cmds[i] = cmd
 		}
-		trim = ""
 	}
 	wait := w.queue(ctx, pipe)
 	_, execErr := pipe.Exec(ctx)
@@ -180,7 +243,7 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 		pipe := src.Pipeline()
 		retry := make([]*redis.Cmd, len(noscript))
 		for j, i := range noscript {
-			keys, args := checkedArgs(r.keys, stream, minID, windowMs, items[i:i+1])
+			keys, args := checkedArgs(r.keys.Partition(items[i].Part), minID, windowMs, items[i:i+1])
 			retry[j] = script(ctx, true, keys, args) // each may trim: rare path
 			_ = pipe.Process(ctx, noRetryCmd{retry[j]})
 		}
@@ -193,7 +256,6 @@ func (r *RDB) AppendEach(ctx context.Context, stream, minID string, windowMs int
 			w.mark(out, wait, func(i int) bool { return slices.Contains(noscript, i) })
 		}
 	}
-	return out
 }
 
 // mark sets a *NotReplicated on every written result (in(i)) when wait
@@ -210,8 +272,9 @@ func (w Wait) mark(out []Appended, wait *redis.IntCmd, in func(int) bool) {
 	}
 }
 
-// AppendAll writes events atomically: all or none, contiguous in the
-// stream, results in order. Without idempotency ids it is MULTI/EXEC of
+// AppendAll writes events of partition part atomically: all or none,
+// contiguous in the partition's main stream, results in order (every
+// item's Part must be part). Without idempotency ids it is MULTI/EXEC of
 // XADDs; with any, one script run. The error is ErrUnavailable (wrapped)
 // or a reply error when nothing was written, or an *OutcomeUnknown.
 //
@@ -219,9 +282,11 @@ func (w Wait) mark(out []Appended, wait *redis.IntCmd, in func(int) bool) {
 // connection (on Redis Cluster, one to the master that owns stream's
 // slot); when the replicas do not confirm it, the results (stream ids
 // set) come back with a *NotReplicated error.
-func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int64, w Wait, items []Append) ([]Appended, error) {
+func (r *RDB) AppendAll(ctx context.Context, part int, minID string, windowMs int64, w Wait, items []Append) ([]Appended, error) {
+	pk := r.keys.Partition(part)
+	stream := pk.Main()
 	if w.Replicas <= 0 {
-		return appendAll(ctx, r.c, stream, minID, windowMs, r.keys, items, nil)
+		return appendAll(ctx, r.c, pk, minID, windowMs, items, nil)
 	}
 	var conn *redis.Conn
 	switch c := r.c.(type) {
@@ -236,7 +301,7 @@ func (r *RDB) AppendAll(ctx context.Context, stream, minID string, windowMs int6
 		return nil, fmt.Errorf("append batch: %w: waiting for replicas needs a single-node, failover or cluster client, not %T", ErrUnavailable, r.c)
 	}
 	defer conn.Close()
-	return appendAll(ctx, conn, stream, minID, windowMs, r.keys, items, func() error {
+	return appendAll(ctx, conn, pk, minID, windowMs, items, func() error {
 		c := w.cmd(ctx)
 		_ = conn.Process(ctx, c) // the error is c's
 		return w.check(c)
@@ -261,7 +326,8 @@ func (r *RDB) nodeConn(ctx context.Context, cc *redis.ClusterClient, key string)
 
 // appendAll is AppendAll on c; wait, when not nil, runs WAIT after the
 // write on the same connection and returns its *NotReplicated.
-func appendAll(ctx context.Context, c cmdProcessor, stream, minID string, windowMs int64, k Keys, items []Append, wait func() error) ([]Appended, error) {
+func appendAll(ctx context.Context, c cmdProcessor, pk PartitionKeys, minID string, windowMs int64, items []Append, wait func() error) ([]Appended, error) {
+	stream := pk.Main()
 	idem := false
 	for _, it := range items {
 		if it.EventID != "" {
@@ -295,7 +361,7 @@ func appendAll(ctx context.Context, c cmdProcessor, stream, minID string, window
 		}
 		return out, waited(wait)
 	}
-	keys, args := checkedArgs(k, stream, minID, windowMs, items)
+	keys, args := checkedArgs(pk, minID, windowMs, items)
 	cmd := script(ctx, false, keys, args)
 	err := c.Process(ctx, noRetryCmd{cmd})
 	if isNoScript(err) {
@@ -334,8 +400,10 @@ func waited(wait func() error) error {
 	return nil
 }
 
-func checkedArgs(k Keys, stream, minID string, windowMs int64, items []Append) ([]string, []any) {
-	keys := []string{stream}
+// checkedArgs returns the keys and arguments of publishChecked for items
+// of partition pk.
+func checkedArgs(pk PartitionKeys, minID string, windowMs int64, items []Append) ([]string, []any) {
+	keys := []string{pk.Main()}
 	args := make([]any, 0, 3+5*len(items))
 	args = append(args, minID, strconv.FormatInt(windowMs, 10), verifyCapArg)
 	for _, it := range items {
@@ -343,10 +411,10 @@ func checkedArgs(k Keys, stream, minID string, windowMs int64, items []Append) (
 		case it.EventID == "":
 			args = append(args, "0", it.Payload, "", "", "")
 		case it.VerifyFrom != "":
-			keys = append(keys, k.Idempotency(it.TenantID, it.EventID))
+			keys = append(keys, pk.Idempotency(it.TenantID, it.EventID))
 			args = append(args, "2", it.Payload, it.EventID, it.TenantID, it.VerifyFrom)
 		default:
-			keys = append(keys, k.Idempotency(it.TenantID, it.EventID))
+			keys = append(keys, pk.Idempotency(it.TenantID, it.EventID))
 			args = append(args, "1", it.Payload, "", "", "")
 		}
 	}

@@ -66,6 +66,13 @@ func New(c redis.UniversalClient, keys Keys, opt Options) *RDB {
 	return &RDB{c: c, keys: keys, brk: h.brk, h: h}
 }
 
+// Cluster reports whether the client is a Redis Cluster client: an
+// atomic step, a MULTI or one XREADGROUP must then touch one hash slot.
+func (r *RDB) Cluster() bool {
+	_, ok := r.c.(*redis.ClusterClient)
+	return ok
+}
+
 // Keys returns the key schema.
 func (r *RDB) Keys() Keys { return r.keys }
 
@@ -200,9 +207,27 @@ func (r *RDB) CreateGroup(ctx context.Context, stream, group string) (created bo
 
 // CountExisting returns how many of keys exist.
 func (r *RDB) CountExisting(ctx context.Context, keys ...string) (int64, error) {
-	n, err := r.c.Exists(ctx, keys...).Result()
+	if !r.Cluster() {
+		n, err := r.c.Exists(ctx, keys...).Result()
+		if err != nil {
+			return 0, fmt.Errorf("exists: %w", err)
+		}
+		return n, nil
+	}
+	// One EXISTS per key: a multi-key EXISTS cannot span slots.
+	cmds := make([]*redis.IntCmd, len(keys))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, key := range keys {
+			cmds[i] = p.Exists(ctx, key)
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("exists: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

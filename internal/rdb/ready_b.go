@@ -3,6 +3,8 @@ package rdb
 import (
 	"context"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // GroupReady reports in one round trip (a pipelined EXISTS and XINFO
@@ -11,11 +13,22 @@ import (
 // answer the check.
 func (r *RDB) GroupReady(ctx context.Context, streams []string, stream, group string) (bool, error) {
 	pipe := r.c.Pipeline()
-	exists := pipe.Exists(ctx, streams...)
+	var exists []*redis.IntCmd
+	if r.Cluster() { // a multi-key EXISTS cannot span slots
+		for _, s := range streams {
+			exists = append(exists, pipe.Exists(ctx, s))
+		}
+	} else {
+		exists = append(exists, pipe.Exists(ctx, streams...))
+	}
 	groups := pipe.XInfoGroups(ctx, stream)
 	_, execErr := pipe.Exec(ctx)
-	if err := exists.Err(); err != nil {
-		return false, fmt.Errorf("ready check: %w", err)
+	var n int64
+	for _, e := range exists {
+		if err := e.Err(); err != nil {
+			return false, fmt.Errorf("ready check: %w", err)
+		}
+		n += e.Val()
 	}
 	if err := groups.Err(); err != nil {
 		if isNoSuchKey(err) {
@@ -28,7 +41,7 @@ func (r *RDB) GroupReady(ctx context.Context, streams []string, stream, group st
 		// that when the connection itself is refused): no answer.
 		return false, fmt.Errorf("ready check: %w", execErr)
 	}
-	if exists.Val() < int64(len(streams)) {
+	if n < int64(len(streams)) {
 		return false, nil
 	}
 	for _, g := range groups.Val() {

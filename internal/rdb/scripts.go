@@ -166,6 +166,43 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 `)
 
+// consumerDead reports (1) whether a consumer's heartbeat in its group's
+// registry is missing or older than a limit, by the Redis clock.
+//
+// KEYS[1] the group's consumer registry
+// ARGV[1] consumer  ARGV[2] dead after ms
+var consumerDead = redis.NewScript(nowMs + `
+local beat = redis.call('HGET', KEYS[1], ARGV[1])
+if beat then
+  local ok, v = pcall(cjson.decode, beat)
+  if ok and type(v) == 'table' and tonumber(v.lastSeen) and now - tonumber(v.lastSeen) < tonumber(ARGV[2]) then
+    return 0
+  end
+end
+return 1
+`)
+
+// deleteIdleConsumerIn removes a consumer from a group on the streams of
+// one partition (one hash slot) when it holds no pending entry on any of
+// them (1), else changes nothing (0).
+//
+// KEYS the partition's streams of the group
+// ARGV[1] group  ARGV[2] consumer
+var deleteIdleConsumerIn = redis.NewScript(`
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local p = redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2])
+    if #p > 0 then return 0 end
+  end
+end
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.pcall('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2])
+  end
+end
+return 1
+`)
+
 // nowMs is a Lua prologue setting now to the Redis clock in milliseconds,
 // so that heartbeats of processes on different hosts compare on one clock.
 const nowMs = `

@@ -282,10 +282,10 @@ func TestDeleteIdleConsumerScript(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if got, err := r.DeleteIdleConsumer(ctx, streams, testGroup, "holder", time.Minute); err != nil || got {
+	if got, err := r.DeleteIdleConsumer(ctx, [][]string{streams}, testGroup, "holder", time.Minute); err != nil || got {
 		t.Errorf("holder (pending entry on the retries stream): removed %v %v, want kept", got, err)
 	}
-	if got, err := r.DeleteIdleConsumer(ctx, streams, testGroup, "dead", time.Minute); err != nil || !got {
+	if got, err := r.DeleteIdleConsumer(ctx, [][]string{streams}, testGroup, "dead", time.Minute); err != nil || !got {
 		t.Errorf("dead: removed %v %v, want removed", got, err)
 	}
 	for _, s := range streams {
@@ -305,14 +305,14 @@ func TestDeadLetterEntryScript(t *testing.T) {
 	ctx, c, r := scriptFixture(t)
 	main := r.Keys().Main()
 	id := deliver(t, c, main, "me")
-	if err := r.DeadLetterEntry(ctx, main, testGroup, "other", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, ErrNotOwner) {
+	if err := r.DeadLetterEntry(ctx, 0, main, testGroup, "other", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("dead-letter by a foreign consumer: %v, want ErrNotOwner", err)
 	}
 	if n := c.XLen(ctx, r.Keys().DLQ()).Val(); n != 0 {
 		t.Fatalf("%d dead letters after a refused step", n)
 	}
 	for i, want := range []error{nil, ErrNotPending} {
-		if err := r.DeadLetterEntry(ctx, main, testGroup, "me", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, want) {
+		if err := r.DeadLetterEntry(ctx, 0, main, testGroup, "me", id, "raw", []byte(`{"reason":"bad"}`), "0"); !errors.Is(err, want) {
 			t.Fatalf("send %d: %v, want %v", i+1, err, want)
 		}
 	}
