@@ -36,6 +36,7 @@ type options struct {
 	systems    string
 	scale      bool
 	scaleCases string
+	maxOther   float64
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&o.systems, "systems", "", "comma-separated systems to run (default all): eventbus,raw,watermill")
 	flag.BoolVar(&o.scale, "scale", false, "scale mode instead of the comparison: eventbus end to end on 1 redis-server and on a 3-master cluster, 1 and 8 partitions, with the per-core ceiling and process CPU (also -only scale; with -quick, short counts); see docs/scaling.md")
 	flag.StringVar(&o.scaleCases, "scale-cases", "", "comma-separated cases of the scale mode (default all)")
+	flag.Float64Var(&o.maxOther, "max-other", 30, "scale mode: make a run again when other processes used more than this % of one core during it")
 	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run to this file (combine with -only)")
 	flag.Parse()
 	if o.runs < 1 {
