@@ -106,6 +106,9 @@ type scaleSample struct {
 	// event (a script or a MULTI counts its inner commands too): how well
 	// the work is batched.
 	CommandsPerEvent float64 `json:"commandsPerEvent"`
+	// SocketIOPerEvent is the socket reads and writes all redis-servers
+	// made per event (round trips, whatever each carried).
+	SocketIOPerEvent float64 `json:"socketIoPerEvent"`
 	// Attempts is how many times the run was made: a run during which
 	// other processes used more than -max-other is made again (up to
 	// scaleAttempts times; the last attempt is kept).
@@ -187,24 +190,26 @@ func (p *cpuProbe) end(n int) {
 		s.NetOutPerEvent = float64(net[1]-p.net0[1]) / float64(n)
 		// Less this probe's own INFO command on each server.
 		s.CommandsPerEvent = float64(net[2]-p.net0[2]-int64(len(p.admins))) / float64(n)
+		s.SocketIOPerEvent = float64(net[3]-p.net0[3]+net[4]-p.net0[4]) / float64(n)
 	}
 	p.sample, p.stopped = s, true
 }
 
 // netBytes returns the bytes every redis-server has received and sent
-// and the commands it has processed (INFO stats total_net_input_bytes,
-// total_net_output_bytes, total_commands_processed), summed; nil when one
-// cannot be read.
+// and the commands, socket reads and socket writes it has processed (INFO
+// stats total_net_input_bytes, total_net_output_bytes,
+// total_commands_processed, total_reads_processed, total_writes_processed),
+// summed; nil when one cannot be read.
 func (p *cpuProbe) netBytes() []int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	sum := []int64{0, 0, 0}
+	sum := []int64{0, 0, 0, 0, 0}
 	for _, rc := range p.admins {
 		info, err := rc.Info(ctx, "stats").Result()
 		if err != nil {
 			return nil
 		}
-		for i, f := range []string{"total_net_input_bytes", "total_net_output_bytes", "total_commands_processed"} {
+		for i, f := range []string{"total_net_input_bytes", "total_net_output_bytes", "total_commands_processed", "total_reads_processed", "total_writes_processed"} {
 			v, err := strconv.ParseInt(infoField(info, f), 10, 64)
 			if err != nil {
 				return nil
@@ -438,8 +443,8 @@ func (s scaleSample) describe() string {
 	if s.Error != "" {
 		return "ERROR: " + s.Error
 	}
-	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, irq %.0f%%, other CPU %.0f%%, machine busy %.0f%%, %.2f commands/event, %d streams%s",
-		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.IRQCPU, s.OtherCPU, s.MachineBusy, s.CommandsPerEvent, s.Streams, entriesText(s.EntriesPerNode))
+	return fmt.Sprintf("%s events/s in %.2f s, client CPU %.0f%%, redis CPU %s, irq %.0f%%, other CPU %.0f%%, machine busy %.0f%%, %.2f commands/event, %.3f socket io/event, %d streams%s",
+		formatValue(s.EventsPerSecond), s.Seconds, s.ClientCPU, percents(s.RedisCPU), s.IRQCPU, s.OtherCPU, s.MachineBusy, s.CommandsPerEvent, s.SocketIOPerEvent, s.Streams, entriesText(s.EntriesPerNode))
 }
 
 func percents(vs []float64) string {
@@ -741,6 +746,7 @@ type scaleMedian struct {
 	NetInPerEvent    float64   `json:"netInBytesPerEvent"`
 	NetOutPerEvent   float64   `json:"netOutBytesPerEvent"`
 	CommandsPerEvent float64   `json:"commandsPerEvent"`
+	SocketIOPerEvent float64   `json:"socketIoPerEvent"`
 	EntriesPerNode   []int64   `json:"entriesPerNode,omitempty"` // of the median-rate run
 	Streams          int       `json:"streams"`                  // of the median-rate run
 	SuccessfulRuns   int       `json:"successfulRuns"`
@@ -796,6 +802,7 @@ func scaleMedians(samples []scaleSample) *scaleMedian {
 		NetInPerEvent:    col(func(s scaleSample) float64 { return s.NetInPerEvent }),
 		NetOutPerEvent:   col(func(s scaleSample) float64 { return s.NetOutPerEvent }),
 		CommandsPerEvent: col(func(s scaleSample) float64 { return s.CommandsPerEvent }),
+		SocketIOPerEvent: col(func(s scaleSample) float64 { return s.SocketIOPerEvent }),
 		SuccessfulRuns:   len(ok),
 	}
 	// Per node, busiest first: with one partition the busy master is the
@@ -837,18 +844,18 @@ func (r *scaleReport) markdown() string {
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s; Redis %s; eventbus %s; %d events per end-to-end run, %d per ceiling run.\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.RedisVersion, r.EventbusCommit, r.Counts.EndToEnd, r.Counts.Ceiling)
 	b.WriteString("CPU is % of one core over the timed window (client: this whole process, or redis-benchmark; redis: each server; irq: interrupts, mostly loopback networking; other: the rest of the machine's busy time, i.e. other processes); machine busy is % of all cores.\n\n")
-	b.WriteString("| row | events/s | client CPU | redis CPU per node (busiest first) | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | redis bytes in/out per event | redis commands per event | machine busy | streams written | entries per master | ok runs |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| row | events/s | client CPU | redis CPU per node (busiest first) | redis CPU total | irq | other CPU | redis CPU per 10k ev/s | client CPU per 10k ev/s | redis bytes in/out per event | redis commands per event | redis socket reads+writes per event | machine busy | streams written | entries per master | ok runs |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		m := row.Median
 		if m == nil {
-			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
+			fmt.Fprintf(&b, "| %s | error | | | | | | | | | | | | | | 0/%d |\n", row.Label, len(row.Samples))
 			continue
 		}
 		entries := strings.TrimPrefix(entriesText(m.EntriesPerNode), ", entries per master ")
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f / %.0f | %.2f | %.0f%% | %d | %s | %d/%d%s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %.0f%% | %.1f%% | %.1f%% | %.0f / %.0f | %.2f | %.3f | %.0f%% | %d | %s | %d/%d%s |\n",
 			row.Label, formatValue(m.EventsPerSecond), m.ClientCPU, percents(m.RedisCPU), m.RedisCPUTotal, m.IRQCPU, m.OtherCPU,
-			m.RedisCPUPer10k, m.ClientCPUPer10k, m.NetInPerEvent, m.NetOutPerEvent, m.CommandsPerEvent, m.MachineBusy, m.Streams, entries, m.SuccessfulRuns, len(row.Samples), redoneText(row.Samples))
+			m.RedisCPUPer10k, m.ClientCPUPer10k, m.NetInPerEvent, m.NetOutPerEvent, m.CommandsPerEvent, m.SocketIOPerEvent, m.MachineBusy, m.Streams, entries, m.SuccessfulRuns, len(row.Samples), redoneText(row.Samples))
 	}
 	for _, row := range r.Rows {
 		for _, s := range row.Samples {
