@@ -6,6 +6,7 @@
 //	go run .             # full run (several minutes)
 //	go run . -quick      # short counts, under a minute
 //	go run . -redis-url redis://127.0.0.1:6379/0   # use a given Redis
+//	go run . -scale      # 1 vs 3 masters, 1 vs 8 partitions (docs/scaling.md)
 //
 // Without -redis-url it starts its own throwaway redis-server on a free
 // loopback port (no persistence), flushes it between cells and kills it at
@@ -26,13 +27,16 @@ import (
 )
 
 type options struct {
-	quick    bool
-	redisURL string
-	runs     int
-	outDir   string
-	only     string
-	cpuprof  string
-	systems  string
+	quick      bool
+	redisURL   string
+	runs       int
+	outDir     string
+	only       string
+	cpuprof    string
+	systems    string
+	scale      bool
+	scaleCases string
+	maxOther   float64
 }
 
 func main() {
@@ -43,6 +47,9 @@ func main() {
 	flag.StringVar(&o.outDir, "out", "results", "directory for the JSON result file")
 	flag.StringVar(&o.only, "only", "", "comma-separated measurement keys to run (default all): "+strings.Join(measurementKeys(), ","))
 	flag.StringVar(&o.systems, "systems", "", "comma-separated systems to run (default all): eventbus,raw,watermill")
+	flag.BoolVar(&o.scale, "scale", false, "scale mode instead of the comparison: eventbus end to end on 1 redis-server and on a 3-master cluster, 1 and 8 partitions, with the per-core ceiling and process CPU (also -only scale; with -quick, short counts); see docs/scaling.md")
+	flag.StringVar(&o.scaleCases, "scale-cases", "", "comma-separated cases of the scale mode (default all)")
+	flag.Float64Var(&o.maxOther, "max-other", 30, "scale mode: make a run again when other processes used more than this % of one core during it")
 	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run to this file (combine with -only)")
 	flag.Parse()
 	if o.runs < 1 {
@@ -51,7 +58,12 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	var err error
+	if o.scale || o.only == "scale" {
+		err = runScale(ctx, o)
+	} else {
+		err = run(ctx, o)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

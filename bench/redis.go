@@ -44,7 +44,11 @@ func (t *target) kind() string {
 // startServer runs redis-server on a free loopback port with no
 // persistence. The process is killed by close, and by the kernel if this
 // process dies first.
-func startServer(ctx context.Context) (*target, error) {
+func startServer(ctx context.Context) (*target, error) { return startServerArgs(ctx) }
+
+// startServerArgs is startServer with extra redis-server arguments; the
+// server's directory (its --dir) holds its log and any other file.
+func startServerArgs(ctx context.Context, extra ...string) (*target, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redis-server not found on PATH (apt-get install -y redis-server), or pass -redis-url")
@@ -60,7 +64,7 @@ func startServer(ctx context.Context) (*target, error) {
 			lastErr = err
 			continue
 		}
-		t, err := tryStart(ctx, bin, dir, port)
+		t, err := tryStart(ctx, bin, dir, port, extra)
 		if err == nil {
 			return t, nil
 		}
@@ -70,12 +74,13 @@ func startServer(ctx context.Context) (*target, error) {
 	return nil, fmt.Errorf("start redis-server: %w", lastErr)
 }
 
-func tryStart(ctx context.Context, bin, dir string, port int) (*target, error) {
+func tryStart(ctx context.Context, bin, dir string, port int, extra []string) (*target, error) {
 	logPath := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin,
+	args := []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", logPath, "--daemonize", "no")
+		"--dir", dir, "--logfile", logPath, "--daemonize", "no"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
