@@ -52,3 +52,9 @@ cover:
 	COVER_TESTS=$(COVERDIR)/tests COVER_CHILDREN=$(COVERDIR)/children \
 		./scripts/test.sh -count=1 -cover -covermode=atomic -coverpkg=./... -exec $(CURDIR)/scripts/cover-exec.sh
 	./scripts/cover-report.sh $(COVERDIR)
+
+# Throughput with 1 vs 8 partitions on one redis-server and on a 3-master
+# cluster, with per-process CPU (docs/scaling.md). About 5 minutes.
+.PHONY: bench-scale
+bench-scale:
+	cd bench && go run . -scale $(BENCHFLAGS)
