@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -174,5 +175,37 @@ func TestNodeHookRecord(t *testing.T) {
 		if ok, _ := n.brk.allow(); ok == tc.open {
 			t.Errorf("after 3 × %v: breaker open %v, want %v", tc.err, !ok, tc.open)
 		}
+	}
+}
+
+// TestNodeHookOncePerClient: a node client gets one breaker however often
+// it is asked for (OnNewNode, then nodeConn), and its entry goes once the
+// client is collected.
+func TestNodeHookOncePerClient(t *testing.T) {
+	h := &hook{opt: Options{BreakerThreshold: 3, BreakerCooldown: time.Second}}
+	func() { // the clients are unreachable once it returns
+		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+		defer c.Close()
+		if a, b := h.nodeHook(c), h.nodeHook(c); a != b {
+			t.Fatal("two breakers for one node client")
+		}
+		other := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+		defer other.Close()
+		if h.nodeHook(other) == h.nodeHook(c) {
+			t.Fatal("two node clients share a breaker")
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		n := 0
+		h.nodes.Range(func(any, any) bool { n++; return true })
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d node entries left after their clients were dropped", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

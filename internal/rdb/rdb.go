@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -107,7 +109,10 @@ type hook struct {
 	reload *clusterReload // nil unless the client is a ClusterClient
 	opt    Options        // breaker options of the node breakers
 
-	nodes sync.Map // *redis.Client -> *nodeHook: node clients given a breaker
+	// nodes holds the node clients given a breaker: weak.Pointer to the
+	// *redis.Client -> *nodeHook. An entry goes when its client is
+	// collected (go-redis drops the clients of nodes that left).
+	nodes sync.Map
 
 	mu        sync.Mutex
 	onNoGroup []func()
@@ -116,13 +121,15 @@ type hook struct {
 // nodeHook installs a breaker hook on the Redis Cluster node client node,
 // once, and returns it.
 func (h *hook) nodeHook(node *redis.Client) *nodeHook {
-	if v, ok := h.nodes.Load(node); ok {
+	key := weak.Make(node)
+	if v, ok := h.nodes.Load(key); ok {
 		return v.(*nodeHook)
 	}
-	v, loaded := h.nodes.LoadOrStore(node, &nodeHook{brk: newBreaker(h.opt.BreakerThreshold, h.opt.BreakerCooldown)})
+	v, loaded := h.nodes.LoadOrStore(key, &nodeHook{brk: newBreaker(h.opt.BreakerThreshold, h.opt.BreakerCooldown)})
 	n := v.(*nodeHook)
 	if !loaded {
 		node.AddHook(n) // safe on a client in use: go-redis swaps its hook chain atomically
+		runtime.AddCleanup(node, func(key weak.Pointer[redis.Client]) { h.nodes.Delete(key) }, key)
 	}
 	return n
 }
