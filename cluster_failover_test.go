@@ -29,7 +29,10 @@ const failoverBound = 30 * time.Second
 // the promotion of its replica: how long until publishes to the dead
 // master's partitions are acknowledged again and their events delivered,
 // how many acknowledged events are never delivered (acknowledged loss)
-// and how many are delivered twice.
+// and how many are delivered twice. With several partitions it also
+// checks that the partitions of the masters that stay up go on working:
+// every node has its own circuit breaker, so none of their publishes may
+// be refused by a breaker (the dead master's).
 //
 // With MinReplicas 1 no acknowledged event may be lost. The promoted
 // replica has no replica of its own, so every publish to its slots fails
@@ -61,12 +64,14 @@ type failoverRun struct {
 	acked       map[string]int
 	errs        map[string]int // publish failures by kind
 	delivered   map[string]int
-	firstFail   time.Time // first failed publish to an affected partition after the kill: the outage began
-	firstAck    time.Time // first acknowledged publish to an affected partition after firstFail
-	firstNotRep time.Time // first *NotReplicatedError after the kill (the write reached the new master)
-	ackRestart  time.Time // first acknowledged publish to an affected partition after the restart
-	ackNoRepl   int       // acknowledged publishes to affected partitions after firstFail, before the restart
-	firstDeliv  time.Time // first delivery of an affected event published after firstFail
+	firstFail   time.Time     // first failed publish to an affected partition after the kill: the outage began
+	firstAck    time.Time     // first acknowledged publish to an affected partition after firstFail
+	firstNotRep time.Time     // first *NotReplicatedError after the kill (the write reached the new master)
+	ackRestart  time.Time     // first acknowledged publish to an affected partition after the restart
+	ackNoRepl   int           // acknowledged publishes to affected partitions after firstFail, before the restart
+	firstDeliv  time.Time     // first delivery of an affected event published after firstFail
+	firstLag    time.Duration // its publish-to-handler time: how long the reads took to resume
+	maxLag      time.Duration // longest publish-to-handler time of those events
 	lastDeliv   time.Time
 	healthyGap  time.Duration  // longest gap between acks to unaffected partitions after the kill
 	healthyErr  map[string]int // failed publishes to unaffected partitions after the kill, by cause
@@ -143,12 +148,16 @@ func (r *failoverRun) handled(part int, ev eventbus.Event) {
 	defer r.mu.Unlock()
 	r.delivered[ev.ID]++
 	r.lastDeliv = now
-	if !r.firstFail.IsZero() && r.firstDeliv.IsZero() && r.affected[part] && ev.Timestamp.After(r.firstFail) {
-		r.firstDeliv = now
+	if !r.firstFail.IsZero() && r.affected[part] && ev.Timestamp.After(r.firstFail) {
+		lag := now.Sub(ev.Timestamp)
+		if r.firstDeliv.IsZero() {
+			r.firstDeliv, r.firstLag = now, lag
+		}
+		r.maxLag = max(r.maxLag, lag)
 	}
 }
 
-// since returns how long after the kill at happened, or "never".
+// since returns how long after from at happened, or "never".
 func (r *failoverRun) since(at, from time.Time) string {
 	if at.IsZero() {
 		return "never"
@@ -168,6 +177,18 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 	t.Cleanup(func() { cc.Close() })
 	ctx := context.Background()
 	prefix := redistest.Prefix(t)
+
+	// The bus first: the breaker of each node is installed on the node
+	// clients cc creates after it (rdb.New), and MasterForKey creates them.
+	b := newBus(t, cc, prefix, func(c *eventbus.Config) {
+		c.Cluster = true
+		c.Partitions = partitions
+		c.Partitioner = tenantPartition
+		c.MinReplicas = minReplicas
+		c.ReplicaTimeout = 200 * time.Millisecond
+		c.Block = 100 * time.Millisecond
+		c.Logger = slog.New(slog.DiscardHandler) // thousands of publishes
+	})
 
 	// The victim: the master owning the most partitions' main streams.
 	keys := rdb.NewPartitionedKeys(prefix, true, partitions, 0)
@@ -195,15 +216,6 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 		run.affected[p] = addr == nodes.Masters[victim].Addr()
 	}
 
-	b := newBus(t, cc, prefix, func(c *eventbus.Config) {
-		c.Cluster = true
-		c.Partitions = partitions
-		c.Partitioner = tenantPartition
-		c.MinReplicas = minReplicas
-		c.ReplicaTimeout = 200 * time.Millisecond
-		c.Block = 100 * time.Millisecond
-		c.Logger = slog.New(slog.DiscardHandler) // thousands of publishes
-	})
 	if err := b.SetUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +346,8 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 	if partitions > 1 {
 		t.Logf("other masters' partitions after the kill: longest gap between acks %v, failures by cause %v", run.healthyGap.Round(time.Millisecond), run.healthyErr)
 	}
+	t.Logf("publish-to-handler time of the dead master's partitions' events published since the outage began: first delivered %v, longest %v",
+		run.firstLag.Round(time.Millisecond), run.maxLag.Round(time.Millisecond))
 	t.Logf("acknowledged %d, delivered %d distinct; acknowledged loss %d, delivered twice %d, delivered without an ack %d; drained %v after the last publish; failures %v",
 		len(run.acked), len(run.delivered), len(lost), dups, unacked, time.Since(published).Round(time.Millisecond), run.errs)
 
@@ -342,6 +356,9 @@ func failoverUnderLoad(t *testing.T, partitions, minReplicas int) {
 	}
 	if minReplicas > 0 && run.ackNoRepl > 0 {
 		t.Errorf("with MinReplicas %d, %d publishes to the promoted replica were acknowledged before it had a replica", minReplicas, run.ackNoRepl)
+	}
+	if n := run.healthyErr["circuit breaker open"]; n > 0 {
+		t.Errorf("%d publishes to the partitions of the masters that stayed up were refused by a circuit breaker, want 0 (one breaker per node)", n)
 	}
 	if minReplicas > 0 && len(lost) > 0 {
 		t.Errorf("with MinReplicas %d, %d acknowledged events were never delivered, e.g. %v", minReplicas, len(lost), lost[:min(5, len(lost))])

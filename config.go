@@ -76,7 +76,13 @@ type Retention struct {
 type Config struct {
 	// Redis is the client to use: a *redis.Client, a Sentinel failover
 	// client or a *redis.ClusterClient. Required. The Bus installs a hook on
-	// it (circuit breaker) and does not close it.
+	// it (circuit breaker) and does not close it. On a *redis.ClusterClient
+	// every node has its own breaker (a dead master does not stop the calls
+	// to the others), installed through ClusterClient.OnNewNode on the node
+	// clients it creates from New on: pass a ClusterClient that has not run
+	// commands yet, or the nodes it already connected to have no breaker
+	// (their calls are never refused; they fail after the client's
+	// timeouts while the node is down).
 	Redis redis.UniversalClient
 	// Cluster selects the Redis Cluster key layout: every key is
 	// hash-tagged with the prefix so that atomic steps stay in one slot.

@@ -264,8 +264,12 @@ func (c *Consumer) Stats() ConsumerStats {
 // Run consumes until ctx is cancelled, then shuts down gracefully: it
 // stops reading, lets in-flight handlers finish within ShutdownTimeout,
 // and leaves unfinished entries pending for other consumers. Redis errors
-// never stop it: reads back off exponentially (up to 30 s) and resume when
-// Redis answers. Run returns nil after a cancellation.
+// never stop it: reads back off exponentially up to 1 s (claims and retry
+// forwarding up to 30 s) and resume within about a second once Redis (on
+// a Redis Cluster, the node that serves the partition) answers again; a
+// dead Redis is not sent more than about two reads a second per reader,
+// fewer while the circuit breaker refuses them. Run returns nil after a
+// cancellation.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.running {

@@ -13,9 +13,20 @@ import (
 // readLoop reads new entries of streams (one of readSets) while there is
 // capacity. The readers of several sets share the capacity: each reads at
 // most what is free when it sends its read.
+//
+// After a failed read it backs off from 100 ms up to maxReadLoopBackoff,
+// not further: the reader must resume soon after Redis (on a Redis
+// Cluster, the node of its partition, or the replica promoted in its
+// place) answers again, however long the outage. That is at most two
+// reads a second per reader against a dead Redis, and fewer still reach
+// it: while the breaker is open (three failures in a row) the reads are
+// refused without a round trip, and the breaker itself lets one call a
+// cool-down through.
 func (c *Consumer) readLoop(ctx context.Context, streams []string) {
 	cfg := c.bus.cfg
-	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadBackoff}
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxReadLoopBackoff}
+	var failures int                 // reads failed in a row
+	var failedAt, loggedAt time.Time // first failure of the run; last warning
 	for ctx.Err() == nil {
 		// Wait for at least one free slot, then read no more than fits.
 		select {
@@ -35,9 +46,23 @@ func (c *Consumer) readLoop(ctx context.Context, streams []string) {
 					continue
 				}
 			}
-			c.log.LogAttrs(ctx, slog.LevelWarn, "read failed, backing off", slog.String("error", err.Error()))
+			now := time.Now()
+			if failures == 0 {
+				failedAt = now
+			}
+			failures++
+			if failures == 1 || now.Sub(loggedAt) >= readFailLogEvery {
+				// One warning per outage and then one per interval: the
+				// loop retries every second.
+				loggedAt = now
+				c.log.LogAttrs(ctx, slog.LevelWarn, "read failed, backing off", slog.String("error", err.Error()), slog.Int("failures", failures))
+			}
 			bo.Sleep(ctx.Done())
 			continue
+		}
+		if failures > 0 {
+			c.log.LogAttrs(ctx, slog.LevelInfo, "reads resumed", slog.Int("failures", failures), slog.Duration("after", time.Since(failedAt)))
+			failures = 0
 		}
 		bo.Reset()
 		got := 0
@@ -59,9 +84,17 @@ func (c *Consumer) readLoop(ctx context.Context, streams []string) {
 	}
 }
 
-// lightRead is the largest read after which the read loop yields to the
-// workers.
-const lightRead = 4
+const (
+	// lightRead is the largest read after which the read loop yields to
+	// the workers.
+	lightRead = 4
+	// maxReadLoopBackoff is the longest wait of a read loop after a failed
+	// read (see readLoop).
+	maxReadLoopBackoff = time.Second
+	// readFailLogEvery is the least time between two warnings of a read
+	// loop whose reads keep failing.
+	readFailLogEvery = 30 * time.Second
+)
 
 // dispatch hands one entry to a worker once a slot is free.
 func (c *Consumer) dispatch(ctx context.Context, j job) {

@@ -21,8 +21,8 @@ const ClusterReloadEvery = 250 * time.Millisecond
 // interval has passed, long after a replica took over. clusterReload asks
 // for a reload (ClusterClient.ReloadState: one CLUSTER SLOTS in a
 // goroutine of go-redis that ends with it) whenever a command fails as if
-// its node were gone or the cluster were changing, or the breaker refuses
-// one, at most once per every. While the dead master is still listed the reload changes
+// its node were gone or the cluster were changing, or the breaker of its
+// node refuses one, at most once per every. While the dead master is still listed the reload changes
 // nothing; the failures that follow ask again, so the client routes to
 // the promoted replica within about every of the cluster's failover.
 type clusterReload struct {
@@ -54,13 +54,14 @@ func (r *clusterReload) after(err error) {
 	}
 }
 
-// refused is told of every call the breaker refused. Refused calls never
-// reach Redis, so while the breaker is open only its one probe per
+// refused is told of every call a node's breaker refused. Refused calls
+// never reach Redis, so while the breaker is open only its one probe per
 // cool-down would fail and ask for a reload: the next probe would then
 // still find the slot map as it was up to a cool-down ago. Asking here
 // too keeps the map at most every old while callers are waiting, so that
-// the first probe after the promotion goes to the new master. (The reload
-// goes to the cluster's nodes directly, not through the breaker.)
+// the first probe after the promotion goes to the new master. (The reload,
+// CLUSTER SLOTS, goes through the breakers of the nodes it asks: a node
+// whose breaker is open refuses at once and go-redis asks the next one.)
 func (r *clusterReload) refused() {
 	if r != nil {
 		r.request()

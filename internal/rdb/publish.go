@@ -311,14 +311,17 @@ func (r *RDB) AppendAll(ctx context.Context, part int, minID string, windowMs in
 // nodeConn returns a connection pinned to the Redis Cluster master that
 // owns key's slot, for a write that WAIT must follow on the same
 // connection (WAIT sent through the cluster client could reach any node).
-// The cluster client's hooks do not apply to its node clients, so the
-// breaker hook is added to the connection. The caller closes it. An error
-// means nothing was sent.
+// The connection carries the node client's hooks, the node's breaker
+// among them (installed here if the node client predates New), once; the
+// cluster client's hook (ErrUnavailable marks, NOGROUP, slot-map reloads)
+// does not apply to node clients and is added to the connection. The
+// caller closes it. An error means nothing was sent.
 func (r *RDB) nodeConn(ctx context.Context, cc *redis.ClusterClient, key string) (*redis.Conn, error) {
 	node, err := cc.MasterForKey(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("find the master of %s: %w", key, wrapUnavailable(err))
 	}
+	r.h.nodeHook(node)
 	conn := node.Conn()
 	conn.AddHook(r.h)
 	return conn, nil
