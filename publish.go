@@ -65,9 +65,11 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 	if err != nil {
 		return Published{}, err
 	}
-	part, err := b.partition(&ev)
-	if err != nil {
-		return Published{}, err
+	part := 0
+	if b.rdb.Keys().WritePartitions() > 1 {
+		if part, err = b.partitionOf(ev); err != nil {
+			return Published{}, err
+		}
 	}
 	item := pubItem{Append: rdb.Append{Payload: payload, TenantID: ev.TenantID, Part: part}, typ: ev.Type}
 	if !generated {
@@ -279,6 +281,10 @@ func (b *Bus) partition(ev *Event) (int, error) {
 	}
 	return p, nil
 }
+
+// partitionOf is partition for a copy of ev: the Partitioner's pointer
+// escapes, and Publish's own event must not (one allocation per publish).
+func (b *Bus) partitionOf(ev Event) (int, error) { return b.partition(&ev) }
 
 // fnv1a is the 32-bit FNV-1a hash of s.
 func fnv1a(s string) uint32 {

@@ -48,6 +48,7 @@ import (
 type Keys struct {
 	base  string   // shared keys
 	parts []string // base of each partition's keys
+	mains []string // each partition's main stream (built once: publish names it per event)
 	write int      // partitions [0, write) receive new events
 	share int      // index of the shared partition in parts
 }
@@ -88,6 +89,9 @@ func NewPartitionedKeys(prefix string, cluster bool, n, previous int) Keys {
 		add(partitionBase(prefix, cluster, p, previous))
 	}
 	k.share = add(k.base)
+	for _, b := range k.parts {
+		k.mains = append(k.mains, b+":events:main")
+	}
 	return k
 }
 
@@ -144,7 +148,7 @@ func (k Keys) Partition(p int) PartitionKeys {
 	if p < 0 || p >= len(k.parts) {
 		panic(fmt.Sprintf("rdb: partition %d of %d", p, len(k.parts)))
 	}
-	return PartitionKeys{base: k.parts[p], p: p}
+	return PartitionKeys{base: k.parts[p], main: k.mains[p], p: p}
 }
 
 // PartitionOf returns the partition whose main, retries, replay or DLQ
@@ -310,6 +314,7 @@ func (k Keys) Consumers(group string) string { return k.base + ":events:consumer
 // exact names.
 type PartitionKeys struct {
 	base string
+	main string
 	p    int
 }
 
@@ -321,7 +326,7 @@ func (pk PartitionKeys) Index() int { return pk.p }
 func (pk PartitionKeys) Base() string { return pk.base }
 
 // Main is the partition's main stream.
-func (pk PartitionKeys) Main() string { return pk.base + ":events:main" }
+func (pk PartitionKeys) Main() string { return pk.main }
 
 // Replay is the partition's replay stream (only the shared partition's
 // is used).
