@@ -27,7 +27,6 @@ const (
 	DefaultStatusTTL             = 24 * time.Hour
 	DefaultMaxDeliveries         = 10
 	DefaultUnknownHandlerTimeout = time.Hour
-	maxReadBackoff               = 30 * time.Second
 )
 
 // ConsumerConfig configures a Consumer. Zero fields take their defaults.
@@ -265,7 +264,7 @@ func (c *Consumer) Stats() ConsumerStats {
 // stops reading, lets in-flight handlers finish within ShutdownTimeout,
 // and leaves unfinished entries pending for other consumers. Redis errors
 // never stop it: reads back off exponentially up to 1 s (claims and retry
-// forwarding up to 30 s) and resume within about a second once Redis (on
+// forwarding up to 5 s, going on with the partitions that answer) and resume within about a second once Redis (on
 // a Redis Cluster, the node that serves the partition) answers again; a
 // dead Redis is not sent more than about two reads a second per reader,
 // fewer while the circuit breaker refuses them. Run returns nil after a

@@ -15,9 +15,12 @@ import (
 
 // claimLoop claims entries left pending by dead consumers (longer than
 // ClaimIdle) every ClaimInterval, acknowledges pending entries whose body
-// is gone, and removes dead consumers once they hold nothing.
+// is gone, and removes dead consumers once they hold nothing. While a
+// stream cannot be read (Redis, or on a Cluster its partition's master,
+// away) the others are still claimed and rounds back off up to
+// maxForwardBackoff.
 func (c *Consumer) claimLoop(ctx context.Context) {
-	bo := backoff.Backoff{Min: c.cfg.ClaimInterval, Max: maxReadBackoff}
+	bo := backoff.Backoff{Min: c.cfg.ClaimInterval, Max: max(c.cfg.ClaimInterval, maxForwardBackoff)}
 	for {
 		wait := c.cfg.ClaimInterval
 		if err := c.claimOnce(ctx); err != nil {
@@ -36,8 +39,11 @@ func (c *Consumer) claimLoop(ctx context.Context) {
 	}
 }
 
+// claimOnce runs one claim round over every stream; it returns the first
+// error of a stream it could not read, after trying the others.
 func (c *Consumer) claimOnce(ctx context.Context) error {
 	cfg := c.bus.cfg
+	var first error
 	for _, gs := range c.groupStreams {
 		stream := gs.name
 		cursor := "0-0"
@@ -50,7 +56,10 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 				if ctx.Err() == nil {
 					c.log.LogAttrs(ctx, slog.LevelWarn, "claim failed", slog.String("stream", stream), slog.String("error", err.Error()))
 				}
-				return err
+				if first == nil {
+					first = err
+				}
+				break // the next stream (another partition may answer)
 			}
 			if len(res.Deleted) > 0 {
 				// Trimmed or deleted while pending: nothing to deliver.
@@ -92,7 +101,7 @@ func (c *Consumer) claimOnce(ctx context.Context) error {
 			cursor = res.Next
 		}
 	}
-	return nil
+	return first
 }
 
 // overDelivered reports whether a claimed entry has been delivered more
