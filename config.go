@@ -143,7 +143,10 @@ type Config struct {
 	// partitions spread over the masters; an event goes to the partition
 	// Partitioner picks (by tenant by default) and order is kept within a
 	// partition. See README, "Partitions", for changing it on a running
-	// system.
+	// system. On Redis Cluster each consumer holds one blocking read per
+	// partition on the node serving it (the live tail too): give the
+	// ClusterClient a PoolSize of at least go-redis's default (10 per CPU)
+	// plus twice the partitions (the server does).
 	Partitions int
 	// PreviousPartitions, when not 0, is the partition count of a layout
 	// being left: its streams are read (and trimmed, and their dead

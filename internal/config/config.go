@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -442,6 +443,14 @@ const (
 	poolTimeout        = 4 * time.Second
 )
 
+// ClusterPoolSize is the connection pool per Redis Cluster node for a bus
+// of partitions (and previous partitions): go-redis's default of 10 per
+// CPU plus two blocking readers (a consumer's, the live tail's) per
+// partition the bus holds.
+func ClusterPoolSize(partitions, previous int) int {
+	return 10*runtime.GOMAXPROCS(0) + 2*(partitions+previous+1)
+}
+
 // RedisClient builds the client the settings describe: a single node from
 // REDIS_URL, a Sentinel failover client, or a Cluster client. Credentials,
 // TLS and the database number always come from REDIS_URL.
@@ -457,6 +466,11 @@ func (s Settings) RedisClient() (redis.UniversalClient, error) {
 		}
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: s.ClusterAddrs, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig,
+			// Each consumer (and the live tail) holds one blocking read per
+			// partition on the node that serves it; one node may serve them
+			// all. go-redis's default (10 per CPU) would leave none for
+			// publishing and acknowledging with many partitions.
+			PoolSize:      ClusterPoolSize(s.Partitions, s.PreviousPartitions),
 			DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryTimeout, MaxRetries: maxRetries, DialTimeout: dialTimeout,
 			ContextTimeoutEnabled: contextTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, PoolTimeout: poolTimeout,
 		}), nil

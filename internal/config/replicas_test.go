@@ -2,8 +2,11 @@ package config
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMinReplicasSettings(t *testing.T) {
@@ -45,5 +48,28 @@ func TestMinReplicasBusConfig(t *testing.T) {
 	}
 	if c := s.BusConfig(nil, nil); c.MinReplicas != 1 || c.ReplicaTimeout != 300*time.Millisecond {
 		t.Errorf("BusConfig: %d %v", c.MinReplicas, c.ReplicaTimeout)
+	}
+}
+
+// TestClusterPoolSizeHoldsTheReaders checks that the cluster client's pool
+// leaves go-redis's default free beside two blocking readers per
+// partition, so that many partitions cannot starve publishing.
+func TestClusterPoolSizeHoldsTheReaders(t *testing.T) {
+	s, err := load([]string{"--cluster-addrs", "127.0.0.1:7000", "--partitions", "64", "--previous-partitions", "8"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.RedisClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("client %T", c)
+	}
+	want := 10*runtime.GOMAXPROCS(0) + 2*(64+8+1)
+	if got := cc.Options().PoolSize; got != want {
+		t.Errorf("PoolSize %d, want %d", got, want)
 	}
 }
