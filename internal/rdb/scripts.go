@@ -144,24 +144,10 @@ return #due
 // KEYS[1] the group's consumer registry  KEYS[2..n] the group's streams
 // ARGV[1] group  ARGV[2] consumer  ARGV[3] heartbeat age ms that means dead
 var deleteIdleConsumer = redis.NewScript(nowMs + `
-local beat = redis.call('HGET', KEYS[1], ARGV[2])
-if beat then
-  local ok, v = pcall(cjson.decode, beat)
-  if ok and type(v) == 'table' and tonumber(v.lastSeen) and now - tonumber(v.lastSeen) < tonumber(ARGV[3]) then
-    return 0
-  end
-end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local p = redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2])
-    if #p > 0 then return 0 end
-  end
-end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.pcall('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2])
-  end
-end
+local consumer, deadAfter = ARGV[2], ARGV[3]
+` + beatAliveReturns0 + `
+local first = 2
+` + deleteIfNothingPending + `
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1
 `)
@@ -172,13 +158,8 @@ return 1
 // KEYS[1] the group's consumer registry
 // ARGV[1] consumer  ARGV[2] dead after ms
 var consumerDead = redis.NewScript(nowMs + `
-local beat = redis.call('HGET', KEYS[1], ARGV[1])
-if beat then
-  local ok, v = pcall(cjson.decode, beat)
-  if ok and type(v) == 'table' and tonumber(v.lastSeen) and now - tonumber(v.lastSeen) < tonumber(ARGV[2]) then
-    return 0
-  end
-end
+local consumer, deadAfter = ARGV[1], ARGV[2]
+` + beatAliveReturns0 + `
 return 1
 `)
 
@@ -189,19 +170,40 @@ return 1
 // KEYS the partition's streams of the group
 // ARGV[1] group  ARGV[2] consumer
 var deleteIdleConsumerIn = redis.NewScript(`
-for i = 1, #KEYS do
+local first = 1
+` + deleteIfNothingPending + `
+return 1
+`)
+
+// beatAliveReturns0 is a Lua fragment that returns 0 when consumer's
+// heartbeat in the registry KEYS[1] is younger than deadAfter ms (needs
+// nowMs, consumer and deadAfter).
+const beatAliveReturns0 = `
+local beat = redis.call('HGET', KEYS[1], consumer)
+if beat then
+  local ok, v = pcall(cjson.decode, beat)
+  if ok and type(v) == 'table' and tonumber(v.lastSeen) and now - tonumber(v.lastSeen) < tonumber(deadAfter) then
+    return 0
+  end
+end
+`
+
+// deleteIfNothingPending is a Lua fragment that returns 0 when consumer
+// ARGV[2] holds a pending entry of group ARGV[1] on any stream of
+// KEYS[first..], and otherwise removes it from the group on each of them.
+const deleteIfNothingPending = `
+for i = first, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     local p = redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2])
     if #p > 0 then return 0 end
   end
 end
-for i = 1, #KEYS do
+for i = first, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.pcall('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2])
   end
 end
-return 1
-`)
+`
 
 // nowMs is a Lua prologue setting now to the Redis clock in milliseconds,
 // so that heartbeats of processes on different hosts compare on one clock.
