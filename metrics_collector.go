@@ -55,7 +55,7 @@ func (in *Inspector) Collector(opts CollectorOptions) prometheus.Collector {
 	return &redisCollector{
 		in: in, ttl: opts.TTL, timeout: opts.Timeout, now: time.Now,
 		up: prometheus.NewDesc("eventbus_redis_up",
-			"1 when the last read of the bus's state from Redis succeeded, 0 when it failed or timed out (the other eventbus gauges are then absent).", nil, nil),
+			"1 when the last read of the bus's state from Redis succeeded (with several partitions, possibly without some: see eventbus_partition_up), 0 when it failed or timed out (the other eventbus gauges are then absent).", nil, nil),
 		streamLen: prometheus.NewDesc("eventbus_stream_length",
 			"Entries in a stream: main, dlq, replay (main and dlq summed over every partition).", []string{"stream"}, nil),
 		pending: gd("eventbus_group_pending",
@@ -71,6 +71,9 @@ func (in *Inspector) Collector(opts CollectorOptions) prometheus.Collector {
 		partLag: prometheus.NewDesc("eventbus_partition_group_lag",
 			"Entries of one partition's main stream not yet delivered to the group; absent when Redis cannot tell. Present only with more than one partition.",
 			[]string{"group", "partition"}, nil),
+		partUp: prometheus.NewDesc("eventbus_partition_up",
+			"1 when one partition's keys were read, 0 when they could not be (its Redis Cluster master away): the totals (eventbus_stream_length, eventbus_group_*) are then absent, the other partitions' gauges present. Present only with more than one partition.",
+			[]string{"partition"}, nil),
 		oldest: gd("eventbus_group_oldest_pending_age_seconds",
 			"Age of the group's oldest delivered but unacknowledged entry, by its stream id; 0 when none."),
 		retries: gd("eventbus_retries_waiting",
@@ -94,7 +97,7 @@ type redisCollector struct {
 
 	up, streamLen                            *prometheus.Desc
 	pending, lag, oldest, retries, consumers groupDesc
-	partLen, partPending, partLag            *prometheus.Desc
+	partLen, partPending, partLag, partUp    *prometheus.Desc
 
 	mu     sync.Mutex
 	readAt time.Time
@@ -108,7 +111,7 @@ type redisCollector struct {
 
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.streamLen, c.pending.Desc, c.lag.Desc, c.oldest.Desc, c.retries.Desc, c.consumers.Desc,
-		c.partLen, c.partPending, c.partLag} {
+		c.partLen, c.partPending, c.partLag, c.partUp} {
 		ch <- d
 	}
 }
@@ -180,31 +183,34 @@ func (c *redisCollector) read() []prometheus.Metric {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 		return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	out := []prometheus.Metric{
-		gauge(c.up, 1),
-		gauge(c.streamLen, float64(st.DLQ.Length), "dlq"),
-		gauge(c.streamLen, float64(replayLen), "replay"),
-	}
-	if ms := st.MainStream; ms != nil {
-		out = append(out, gauge(c.streamLen, float64(ms.Length), "main"))
-	}
-	if g := st.ConsumerGroup; g != nil {
-		out = append(out,
-			gauge(c.pending.Desc, float64(g.Pending), c.pending.group),
-			gauge(c.retries.Desc, float64(g.RetriesScheduled), c.retries.group),
-			gauge(c.consumers.Desc, float64(g.Consumers), c.consumers.group))
-		age := 0.0
-		if g.OldestPendingAgeMs != nil {
-			age = float64(*g.OldestPendingAgeMs) / 1000
+	out := []prometheus.Metric{gauge(c.up, 1), gauge(c.streamLen, float64(replayLen), "replay")}
+	if !st.Incomplete { // totals that leave a partition out would be wrong: absent instead
+		out = append(out, gauge(c.streamLen, float64(st.DLQ.Length), "dlq"))
+		if ms := st.MainStream; ms != nil {
+			out = append(out, gauge(c.streamLen, float64(ms.Length), "main"))
 		}
-		out = append(out, gauge(c.oldest.Desc, age, c.oldest.group))
-		if g.Lag != nil {
-			out = append(out, gauge(c.lag.Desc, float64(*g.Lag), c.lag.group))
+		if g := st.ConsumerGroup; g != nil {
+			out = append(out,
+				gauge(c.pending.Desc, float64(g.Pending), c.pending.group),
+				gauge(c.retries.Desc, float64(g.RetriesScheduled), c.retries.group),
+				gauge(c.consumers.Desc, float64(g.Consumers), c.consumers.group))
+			age := 0.0
+			if g.OldestPendingAgeMs != nil {
+				age = float64(*g.OldestPendingAgeMs) / 1000
+			}
+			out = append(out, gauge(c.oldest.Desc, age, c.oldest.group))
+			if g.Lag != nil {
+				out = append(out, gauge(c.lag.Desc, float64(*g.Lag), c.lag.group))
+			}
 		}
 	}
 	for _, p := range st.Partitions {
 		idx := strconv.Itoa(p.Index)
-		out = append(out,
+		if p.Error != "" {
+			out = append(out, gauge(c.partUp, 0, idx))
+			continue
+		}
+		out = append(out, gauge(c.partUp, 1, idx),
 			gauge(c.partLen, float64(p.Length), idx, "main"),
 			gauge(c.partLen, float64(p.DLQ), idx, "dlq"),
 			gauge(c.partPending, float64(p.Pending), c.pending.group, idx))

@@ -52,6 +52,11 @@ type Stats struct {
 	// than one (platform scope only; absent otherwise). MainStream,
 	// DLQ and ConsumerGroup are then totals over them.
 	Partitions []PartitionStats `json:"partitions,omitempty"`
+	// Incomplete is true when some partition could not be read (with more
+	// than one partition, a Cluster master away): the totals leave it out
+	// and, in the platform scope, its entry in Partitions says why. With
+	// one partition a failed read is an error instead.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // PartitionStats is one partition's part of the stats: its main stream's
@@ -68,6 +73,9 @@ type PartitionStats struct {
 	// Pending counts the group's pending entries of the main stream.
 	Pending int64 `json:"pending"`
 	DLQ     int64 `json:"dlq"`
+	// Error says why the partition could not be read (its figures are
+	// then zero and left out of the totals).
+	Error string `json:"error,omitempty"`
 }
 
 // StreamStats describes the main stream. With more than one partition it
@@ -195,6 +203,7 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 		return Stats{}, wrapOp("stats", err)
 	}
 	st.DLQ.Length = read.DLQLength
+	st.Incomplete = len(read.Unreadable) > 0
 	st.Throughput = throughputOf(read)
 	st.Failures = FailureStats{LastHour: read.LastHour[rdb.StatsFailed]}
 
@@ -211,16 +220,32 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 			mains[p] = k.Partition(p).Main()
 		}
 		infos, errs := b.rdb.StreamInfos(ctx, mains, !b.cfg.EmbeddedRedis)
-		if err := errors.Join(errs...); err != nil {
-			return Stats{}, wrapOp("stats", err)
+		if parts == 1 {
+			if err := errors.Join(errs...); err != nil {
+				return Stats{}, wrapOp("stats", err)
+			}
 		}
+		for p, err := range errs {
+			if err != nil && p != k.SharedPartition() {
+				if read.Unreadable == nil {
+					read.Unreadable = map[int]error{}
+				}
+				if _, seen := read.Unreadable[p]; !seen {
+					read.Unreadable[p] = err
+				}
+				infos[p] = rdb.StreamInfo{Name: mains[p]}
+			} else if err != nil {
+				return Stats{}, wrapOp("stats", err) // the shared keys: nothing to show
+			}
+		}
+		st.Incomplete = len(read.Unreadable) > 0
 		beats, err := b.rdb.LiveConsumers(ctx, b.cfg.Group, consumerLiveWindow)
 		if err != nil {
 			return Stats{}, wrapOp("stats", err)
 		}
 		g := &GroupStats{Name: b.cfg.Group, Pending: read.Pending, Consumers: int64(len(beats)),
 			RetriesScheduled: read.RetriesScheduled}
-		st.MainStream, g.Lag, st.Partitions = b.mainStats(k, infos, read.DLQByPartition)
+		st.MainStream, g.Lag, st.Partitions = b.mainStats(k, infos, read.DLQByPartition, read.Unreadable)
 		if t, ok := rdb.IDTime(read.OldestPendingID); ok && read.OldestPendingID != "" {
 			age := max(now.Sub(t).Milliseconds(), 0)
 			g.OldestPendingAgeMs = &age
@@ -233,9 +258,10 @@ func (in *Inspector) Stats(ctx context.Context, scope Scope) (Stats, error) {
 }
 
 // mainStats sums the partitions' main streams (infos, by partition) and
-// the group's lag on them (nil when any is unknown), and lists the
-// partitions when there is more than one.
-func (b *Bus) mainStats(k rdb.Keys, infos []rdb.StreamInfo, dlq []int64) (*StreamStats, *int64, []PartitionStats) {
+// the group's lag on them (nil when any is unknown, an unreadable
+// partition's included), and lists the partitions when there is more
+// than one, each unreadable one with its error.
+func (b *Bus) mainStats(k rdb.Keys, infos []rdb.StreamInfo, dlq []int64, unreadable map[int]error) (*StreamStats, *int64, []PartitionStats) {
 	ms := &StreamStats{Name: k.Main()}
 	var parts []PartitionStats
 	zero := int64(0)
@@ -256,6 +282,9 @@ func (b *Bus) mainStats(k rdb.Keys, infos []rdb.StreamInfo, dlq []int64) (*Strea
 			if gi.Name == b.cfg.Group {
 				ps.Lag, ps.Pending = gi.Lag, gi.Pending
 			}
+		}
+		if err, bad := unreadable[p]; bad {
+			ps.Error = "could not be read: " + err.Error()
 		}
 		if lag != nil && ps.Lag != nil {
 			sum := *lag + *ps.Lag

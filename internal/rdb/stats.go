@@ -149,6 +149,31 @@ type StatsRead struct {
 	OldestPendingID string
 	// RetriesScheduled counts the members of the retry schedules.
 	RetriesScheduled int64
+	// Unreadable holds, with more than one partition, the first error of
+	// each partition whose keys could not be read (its Cluster master
+	// away): the sums above leave it out. With one partition any error
+	// fails the read.
+	Unreadable map[int]error
+}
+
+// partFailed records err for the partition of key in out.Unreadable and
+// reports true, or reports false when a failed partition must fail the
+// whole read (one partition, or a key of no partition).
+func (r *RDB) partFailed(out *StatsRead, key string, err error) bool {
+	if r.keys.Partitions() == 1 {
+		return false
+	}
+	p, ok := r.keys.PartitionOf(key)
+	if !ok {
+		return false
+	}
+	if out.Unreadable == nil {
+		out.Unreadable = map[int]error{}
+	}
+	if _, seen := out.Unreadable[p]; !seen {
+		out.Unreadable[p] = err
+	}
+	return true
 }
 
 // ReadStats reads the counters, the DLQ's size and the group's pending
@@ -235,6 +260,9 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 	for p, c := range dlqLen {
 		n, err := c.Result()
 		if err != nil && !isNoSuchKey(err) {
+			if r.partFailed(&out, r.keys.Partition(p).DLQ(), err) {
+				continue
+			}
 			return out, fmt.Errorf("read stats: dlq length of partition %d: %w", p, err)
 		}
 		out.DLQByPartition[p] = n
@@ -244,6 +272,9 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 		switch v, err := c.Result(); {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
+			if r.partFailed(&out, r.keys.Partition(p).DLQCounters(), err) {
+				continue
+			}
 			return out, fmt.Errorf("read stats: dlq counters of partition %d: %w", p, err)
 		default:
 			n, _ := strconv.ParseInt(v, 10, 64)
@@ -257,6 +288,9 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 		case IsNoGroup(err) || isNoSuchKey(err):
 			continue
 		case err != nil:
+			if r.partFailed(&out, q.PendingStreams[i], err) {
+				continue
+			}
 			return out, fmt.Errorf("read stats: xpending %s: %w", q.PendingStreams[i], err)
 		}
 		out.Pending += p.Count
@@ -270,6 +304,9 @@ func (r *RDB) ReadStats(ctx context.Context, q StatsQuery) (StatsRead, error) {
 	for i, c := range schedules {
 		n, err := c.Result()
 		if err != nil {
+			if r.partFailed(&out, q.Schedules[i], err) {
+				continue
+			}
 			return out, fmt.Errorf("read stats: zcard %s: %w", q.Schedules[i], err)
 		}
 		out.RetriesScheduled += n
