@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/auth"
 	"github.com/hyvve/eventbus/internal/httpapi"
+	"github.com/hyvve/eventbus/internal/rdb"
 	"github.com/hyvve/eventbus/internal/redistest"
 )
 
@@ -530,4 +532,31 @@ func TestOverviewPartitions(t *testing.T) {
 		t.Fatalf("partition rows %q", rows)
 	}
 	screenshot(t, ctx, "partitions")
+}
+
+// TestOverviewUnreadablePartition: a partition whose stream cannot be read
+// (here a key of the wrong type in its place, as a master away would
+// answer with an error) is drawn with its error, and the partitions card
+// says the totals leave it out.
+func TestOverviewUnreadablePartition(t *testing.T) {
+	var rc redis.UniversalClient
+	var prefix string
+	f := newFixtureWith(t, func(cfg *eventbus.Config) { cfg.Partitions = 4; rc, prefix = cfg.Redis, cfg.Prefix })
+	main2 := rdb.NewPartitionedKeys(prefix, false, 4, 0).Partition(2).Main()
+	if err := rc.Del(context.Background(), main2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Set(context.Background(), main2, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newTab(t)
+	login(t, ctx, f, platformKey, "overview")
+	waitJS(t, ctx, "partition 2 drawn with its error",
+		`document.querySelector('[data-testid=partition-row][data-index="2"] [data-testid=partition-error]')?.textContent.includes('could not be read')`)
+	waitJS(t, ctx, "the partitions card saying the totals leave it out",
+		`document.querySelector('[data-testid=card-partitions]')?.parentElement.textContent.includes('could not be read')`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid=partition-error]').length`); n != 1 {
+		t.Errorf("%d partitions drawn with an error, want 1", n)
+	}
+	screenshot(t, ctx, "unreadable-partition")
 }

@@ -79,9 +79,13 @@ export function render(root, ctx) {
         h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Role'), h('th', {}, 'Stream'),
           h('th', { class: 'num' }, 'Length'), h('th', { class: 'num' }, 'Lag'), h('th', { class: 'num' }, 'Pending'),
           h('th', { class: 'num' }, 'DLQ'))),
-        h('tbody', {}, ...parts.map((p) => h('tr', { testid: 'partition-row', 'data-index': String(p.index) },
-          h('td', {}, String(p.index)), h('td', {}, p.role), h('td', {}, p.stream),
-          num(p.length), num(p.lag), num(p.pending), num(p.dlq))))));
+        h('tbody', {}, ...parts.map((p) => p.error
+          ? h('tr', { testid: 'partition-row', 'data-index': String(p.index), class: 'bad' },
+            h('td', {}, String(p.index)), h('td', {}, p.role), h('td', {}, p.stream),
+            h('td', { colspan: '4', testid: 'partition-error' }, p.error))
+          : h('tr', { testid: 'partition-row', 'data-index': String(p.index) },
+            h('td', {}, String(p.index)), h('td', {}, p.role), h('td', {}, p.stream),
+            num(p.length), num(p.lag), num(p.pending), num(p.dlq))))));
   }
 
   async function refresh() {
@@ -106,7 +110,7 @@ export function render(root, ctx) {
           card('Consumers', g.consumers, 'card-consumers'),
           card('Stream length', st.mainStream ? st.mainStream.length : null, 'card-stream'),
           card('Retries scheduled', g.retriesScheduled, 'card-retries'),
-          ...((st.partitions || []).length > 1 ? [card('Partitions', st.partitions.length, 'card-partitions', 'the figures above are totals over them')] : []));
+          ...((st.partitions || []).length > 1 ? [card('Partitions', st.partitions.length, 'card-partitions', st.incomplete ? 'some could not be read: the figures above leave them out' : 'the figures above are totals over them')] : []));
         drawChart();
         drawPartitions(st.partitions || []);
       }
