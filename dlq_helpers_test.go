@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"testing"
 	"time"
 
@@ -70,23 +68,7 @@ func deadLetterOf(tenant, eventID, typ, handler, msg string) eventbus.DeadLetter
 // the DLQ's entries.
 func checkDLQIndex(t testing.TB, c redis.UniversalClient, prefix string) {
 	t.Helper()
-	ctx := context.Background()
-	k := testKeys(prefix)
-	var want []string
-	for _, m := range c.XRange(ctx, k.DLQ(), "-", "+").Val() {
-		var dl eventbus.DeadLetter
-		s, _ := m.Values[rdb.FieldDLQ].(string)
-		_ = json.Unmarshal([]byte(s), &dl)
-		want = append(want, rdb.DLQTenantMember(dl.TenantID, m.ID))
-		if dl.EventID != "" {
-			want = append(want, rdb.DLQEventMember(dl.EventID, m.ID))
-		}
-	}
-	got := c.ZRange(ctx, k.DLQIndex(), 0, -1).Val()
-	sort.Strings(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("dlq index (%d members) does not match the DLQ (%d members)", len(got), len(want))
-	}
+	checkPartitionDLQIndexes(t, c, testKeys(prefix))
 }
 
 // listAll pages through DeadLetters and returns every item's id.

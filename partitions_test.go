@@ -377,19 +377,7 @@ func TestPublishBatchAcrossPartitionsPartialFailure(t *testing.T) {
 	ctx := context.Background()
 	admin, prefix := redistest.Shared(t)
 	k := rdb.NewPartitionedKeys(prefix, false, 4, 0)
-	user := "partial-" + prefix
-	rules := []any{"ACL", "SETUSER", user, "reset", "on", ">pw", "+@all"}
-	for p := range k.WritePartitions() { // not the shared partition: its base prefixes them all
-		if p != 2 { // partition 2 is out of reach
-			rules = append(rules, "~"+k.Partition(p).Base()+":*")
-		}
-	}
-	if err := admin.Do(ctx, rules...).Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
-	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: "pw"})
-	t.Cleanup(func() { c.Close() })
+	c := fencedClient(t, admin, k, 2, false) // partition 2 is out of reach
 	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 4 })
 
 	// Tenants by partition, found through the bus itself.
@@ -520,4 +508,31 @@ func TestPartitionsBadEntriesGroupsAndPanics(t *testing.T) {
 			})
 		})
 	}
+}
+
+// fencedClient returns a client of an ACL user (removed when the test
+// ends) that may use the keys of every write partition of k but
+// partition deny, and, with shared, the shared partition's keys: to
+// deny its keys is how a test makes one partition fail, as its Cluster
+// master being away would.
+func fencedClient(t *testing.T, admin *redis.Client, k rdb.Keys, deny int, shared bool) *redis.Client {
+	t.Helper()
+	ctx := context.Background()
+	user := fmt.Sprintf("fenced-%s-%d", t.Name(), deny)
+	rules := []any{"ACL", "SETUSER", user, "reset", "on", ">pw", "+@all"}
+	if shared { // its keys only: the base prefixes every partition's
+		rules = append(rules, "~"+k.Partition(k.SharedPartition()).Base()+":events:*")
+	}
+	for p := range k.WritePartitions() {
+		if p != deny {
+			rules = append(rules, "~"+k.Partition(p).Base()+":*")
+		}
+	}
+	if err := admin.Do(ctx, rules...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
+	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: "pw"})
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/eventbus"
 	"github.com/hyvve/eventbus/internal/rdb"
@@ -31,19 +30,7 @@ func TestStatsAndMetricsWithAnUnreadablePartition(t *testing.T) {
 		}
 	}
 	k := rdb.NewPartitionedKeys(prefix, false, 4, 0)
-	user := "unreadable-" + prefix
-	rules := []any{"ACL", "SETUSER", user, "reset", "on", ">pw", "+@all", "~" + k.Partition(k.SharedPartition()).Base() + ":events:*"}
-	for p := range k.WritePartitions() {
-		if p != 2 {
-			rules = append(rules, "~"+k.Partition(p).Base()+":*")
-		}
-	}
-	if err := admin.Do(ctx, rules...).Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
-	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: "pw"})
-	t.Cleanup(func() { c.Close() })
+	c := fencedClient(t, admin, k, 2, true)
 	b := fastBus(t, c, prefix, func(cfg *eventbus.Config) { cfg.Partitions = 4 })
 
 	st, err := b.Inspector().Stats(ctx, eventbus.AllTenants())
