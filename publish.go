@@ -173,7 +173,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []Event) (_ []Published, 
 func (b *Bus) publishAcross(ctx context.Context, groups [][]int, items []rdb.Append, evs []Event) ([]Published, error) {
 	out := make([]Published, len(evs))
 	errs := make([]error, len(evs))
-	failed := make([]error, len(groups))
+	failed := make([]error, len(groups)) // each group's write error, as returned by appendAll
 	var wg sync.WaitGroup
 	for g, idx := range groups {
 		wg.Go(func() {
@@ -183,9 +183,10 @@ func (b *Bus) publishAcross(ctx context.Context, groups [][]int, items []rdb.App
 			}
 			res, err := b.appendAll(ctx, sub[0].Part, sub, subEvs)
 			if err != nil {
-				failed[g] = b.batchFailure(ctx, subEvs, res, err)
+				failed[g] = err
+				ferr := b.batchFailure(ctx, subEvs, res, err)
 				for j, i := range idx {
-					errs[i] = failed[g]
+					errs[i] = ferr
 					out[i].ID = evs[i].ID
 					if len(res) == len(idx) {
 						out[i].StreamID = res[j].StreamID // written, not confirmed
@@ -206,30 +207,26 @@ func (b *Bus) publishAcross(ctx context.Context, groups [][]int, items []rdb.App
 			continue
 		}
 		nFailed++
-		if first == nil || errors.Is(err, ErrOutcomeUnknown) && !errors.Is(first, ErrOutcomeUnknown) {
+		if first == nil || unknownWrite(err) && !unknownWrite(first) {
 			first = err
 		}
 	}
+	var nr *rdb.NotReplicated
 	switch {
 	case nFailed == 0:
 		return out, nil
-	case nFailed == len(groups) && !errors.Is(first, ErrNotReplicated):
+	case nFailed == len(groups) && !errors.As(first, &nr):
 		// Nothing written (or nothing known to be): one error for all.
-		res := make([]rdb.Appended, len(evs))
-		return nil, wrapOp("publish batch", b.batchFailure(ctx, evs, res, errAsWrite(first)))
+		return nil, wrapOp("publish batch", b.batchFailure(ctx, evs, nil, first))
 	}
 	return nil, wrapOp("publish batch", &PartialBatchError{Published: out, Errs: errs})
 }
 
-// errAsWrite turns a batch failure already converted by batchFailure back
-// into what batchFailure converts: an unknown outcome stays unknown (for
-// every event), anything else passes through.
-func errAsWrite(err error) error {
-	var ou *OutcomeUnknownError
-	if errors.As(err, &ou) {
-		return &rdb.OutcomeUnknown{Err: ou.Err}
-	}
-	return err
+// unknownWrite reports whether err, from appendAll, leaves the outcome of
+// the write unknown.
+func unknownWrite(err error) bool {
+	var ou *rdb.OutcomeUnknown
+	return errors.Is(err, errInFlight) || errors.As(err, &ou)
 }
 
 // batchFailure turns the failure of one atomic batch write (res are its
